@@ -1,0 +1,33 @@
+"""Callback Lambda: WeChat's pushes to the authorization-event URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from wechat_core import component_events, web
+
+app = APIGatewayRestResolver()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+web.install_error_handler(app, logger)
+
+
+@app.post("/wechat/component/events")
+def component_events_route() -> Response[str]:
+    event = app.current_event
+    component_events.handle_component_push(
+        event.query_string_parameters or {}, web.raw_body(event), app.lambda_context
+    )
+    return Response(status_code=200, content_type=content_types.TEXT_PLAIN, body="success")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

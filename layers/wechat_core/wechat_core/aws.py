@@ -1,0 +1,40 @@
+"""boto3 clients, created once per process and only when first needed.
+
+Endpoints follow boto3's own ``AWS_ENDPOINT_URL_<SERVICE>`` variables, so local runs and tests
+point them at moto's server without code of ours.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+# botocore names the variable after the service id ("Secrets Manager" -> SECRETS_MANAGER,
+# https://docs.aws.amazon.com/sdkref/latest/guide/ss-endpoints-table.html). Our documented
+# configuration spells it without the underscore, so accept that spelling too.
+_ENDPOINT_ALIASES = {"AWS_ENDPOINT_URL_SECRETSMANAGER": "AWS_ENDPOINT_URL_SECRETS_MANAGER"}
+
+
+def apply_endpoint_aliases() -> None:
+    for alias, official in _ENDPOINT_ALIASES.items():
+        if os.environ.get(alias) and not os.environ.get(official):
+            os.environ[official] = os.environ[alias]
+
+
+@cache
+def dynamodb() -> DynamoDBClient:
+    import boto3  # noqa: PLC0415 - imported on first use, not at cold start
+    from botocore.config import Config  # noqa: PLC0415
+
+    # Short timeouts: a Lambda behind WeChat's 5-second limit cannot wait on a stuck connection.
+    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+    return boto3.client("dynamodb", config=config)
+
+
+def reset() -> None:
+    dynamodb.cache_clear()

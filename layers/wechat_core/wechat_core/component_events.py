@@ -1,0 +1,68 @@
+"""The authorization-event URL: verify, decrypt and dispatch WeChat's component pushes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from wechat_core import push, runtime
+from wechat_core.config import settings
+from wechat_core.errors import AppIdMismatch
+from wechat_core.messages import (
+    Authorized,
+    ComponentEvent,
+    ComponentVerifyTicket,
+    FastRegister,
+    Unauthorized,
+    parse_component_event,
+)
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger(child=True)
+metrics = Metrics()
+
+
+def handle_component_push(
+    query: Mapping[str, str], body: bytes, lambda_context: LambdaContext | None = None
+) -> dict[str, Any]:
+    """Process one push to the authorization-event URL; raises a 4xx ``ServiceError`` on bad input."""
+    component_appid = settings().component_appid
+    crypto = runtime.message_crypto()
+    delivery = push.verify_delivery(query, body, crypto)
+    if delivery.envelope.app_id is not None and delivery.envelope.app_id != component_appid:
+        raise AppIdMismatch
+
+    def work() -> dict[str, Any]:
+        event = parse_component_event(crypto.decrypt(delivery.envelope.encrypt))
+        if event.app_id != component_appid:
+            raise AppIdMismatch
+        return dispatch(event)
+
+    return push.process_once("component-events", delivery, work, lambda_context)
+
+
+def dispatch(event: ComponentEvent) -> dict[str, Any]:
+    store = runtime.store()
+    outcome: dict[str, Any] = {"info_type": event.info_type, "create_time": event.create_time}
+    match event:
+        case ComponentVerifyTicket():
+            stored = store.save_ticket(event.ticket, event.create_time)
+            outcome["stored"] = stored
+            metrics.add_metric("TicketStored" if stored else "TicketIgnoredOlder", MetricUnit.Count, 1)
+        case Authorized() | Unauthorized():
+            changed = store.record_authorization_event(event)
+            outcome |= {"authorizer_appid": event.authorizer_appid, "applied": changed}
+            metrics.add_metric(f"AuthorizationEvent.{event.info_type}", MetricUnit.Count, 1)
+        case FastRegister():
+            outcome |= {"status": event.status, "registered_appid": event.registered_appid}
+            metrics.add_metric("FastRegisterEvent", MetricUnit.Count, 1)
+        case _:
+            metrics.add_metric("UnknownComponentEvent", MetricUnit.Count, 1)
+            outcome["ignored"] = True
+    logger.info("component push processed", extra=outcome)
+    return outcome

@@ -1,0 +1,106 @@
+"""Configuration: plain settings from the environment, secrets from Secrets Manager.
+
+The secret named by ``COMPONENT_SECRET_ID`` is JSON ``{"appsecret", "token", "encoding_aes_key"}``.
+It is read through Powertools Parameters (cached for ``SECRET_MAX_AGE_SECONDS``) and never logged:
+``ComponentSecret``'s repr hides every value.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from wechat_core.errors import ConfigurationError
+
+DEFAULT_API_BASE = "https://api.weixin.qq.com"
+DEFAULT_MP_BASE = "https://mp.weixin.qq.com"
+DEFAULT_OPEN_BASE = "https://open.weixin.qq.com"
+
+
+def _env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is not set")
+    return value
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"environment variable {name} must be an integer") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    table_name: str
+    component_appid: str
+    component_secret_id: str
+    wechat_api_base: str = DEFAULT_API_BASE
+    wechat_mp_base: str = DEFAULT_MP_BASE
+    wechat_open_base: str = DEFAULT_OPEN_BASE
+    # WeChat's clock and ours may differ a little; pushes older or newer than this are refused.
+    timestamp_tolerance_seconds: int = 300
+    secret_max_age_seconds: int = 300
+
+
+@cache
+def settings() -> Settings:
+    return Settings(
+        table_name=_env("TABLE_NAME"),
+        component_appid=_env("COMPONENT_APPID"),
+        component_secret_id=_env("COMPONENT_SECRET_ID"),
+        wechat_api_base=_env("WECHAT_API_BASE", DEFAULT_API_BASE).rstrip("/"),
+        wechat_mp_base=_env("WECHAT_MP_BASE", DEFAULT_MP_BASE).rstrip("/"),
+        wechat_open_base=_env("WECHAT_OPEN_BASE", DEFAULT_OPEN_BASE).rstrip("/"),
+        timestamp_tolerance_seconds=_env_int("TIMESTAMP_TOLERANCE_SECONDS", 300),
+        secret_max_age_seconds=_env_int("SECRET_MAX_AGE_SECONDS", 300),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentSecret:
+    appsecret: str = field(repr=False)
+    token: str = field(repr=False)
+    encoding_aes_key: str = field(repr=False)
+
+
+def component_secret() -> ComponentSecret:
+    """The platform's secret values, from Secrets Manager (cached by Powertools Parameters)."""
+    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415 - keep cold start light
+
+    from wechat_core.aws import apply_endpoint_aliases  # noqa: PLC0415
+
+    apply_endpoint_aliases()
+    conf = settings()
+    try:
+        raw: Any = parameters.get_secret(
+            conf.component_secret_id, transform="json", max_age=conf.secret_max_age_seconds
+        )
+    except parameters.exceptions.TransformParameterError:
+        raise ConfigurationError("component secret is not valid JSON") from None
+    except parameters.exceptions.GetParameterError:
+        raise ConfigurationError("component secret cannot be read") from None
+    if not isinstance(raw, dict):
+        raise ConfigurationError("component secret must be a JSON object")
+    missing = [k for k in ("appsecret", "token", "encoding_aes_key") if not raw.get(k)]
+    if missing:
+        raise ConfigurationError(f"component secret lacks {', '.join(missing)}")
+    return ComponentSecret(
+        appsecret=str(raw["appsecret"]),
+        token=str(raw["token"]),
+        encoding_aes_key=str(raw["encoding_aes_key"]),
+    )
+
+
+def reset() -> None:
+    """Forget cached settings and secrets (tests, or after a configuration change)."""
+    settings.cache_clear()
+    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+
+    parameters.clear_caches()  # type: ignore[no-untyped-call]

@@ -1,0 +1,113 @@
+"""WeChat message crypto (the WXBizMsgCrypt scheme), compatible with WeChat's own samples.
+
+- ``msg_signature`` = sha1 of the sorted concatenation of token, timestamp, nonce, Encrypt;
+- AES-256-CBC, key = base64(EncodingAESKey + "="), IV = key[:16];
+- plaintext = 16 random bytes + 4-byte big-endian length + message + receive id (the component
+  appid for a third-party platform, even for messages addressed to an authorizer);
+- PKCS#7 padding to a multiple of 32 bytes.
+
+Source: https://developers.weixin.qq.com/doc/oplatform/en/Third-party_Platforms/Message_Encryption/Technical_Plan.html
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import re
+import struct
+from functools import lru_cache
+
+from Crypto.Cipher import AES
+
+from wechat_core.errors import AppIdMismatch, DecryptError, InvalidAesKey, SignatureError
+
+BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
+_KEY_PATTERN = re.compile(r"[A-Za-z0-9]{43}")
+# Longest Encrypt we accept; bodies are capped at 64 KiB before we get here.
+MAX_ENCRYPT_CHARS = 64 * 1024
+
+
+def sha1_signature(*parts: str) -> str:
+    """Sorted-concatenation SHA-1 used by every WeChat signature."""
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()  # noqa: S324 - WeChat's scheme
+
+
+def _same(expected: str, given: str) -> bool:
+    return hmac.compare_digest(expected.encode(), given.lower().encode())
+
+
+def check_url_signature(token: str, signature: str, timestamp: str, nonce: str) -> None:
+    """The plain ``signature`` (token, timestamp, nonce) used by the URL check with ``echostr``."""
+    if not _same(sha1_signature(token, timestamp, nonce), signature):
+        raise SignatureError
+
+
+@lru_cache(maxsize=8)
+def aes_key(encoding_aes_key: str) -> bytes:
+    """Decode the 43-character EncodingAESKey into the 32-byte AES key."""
+    if not _KEY_PATTERN.fullmatch(encoding_aes_key):
+        raise InvalidAesKey
+    return base64.b64decode(encoding_aes_key + "=")
+
+
+class MessageCrypto:
+    """Signature checks and AES for one platform: its token, EncodingAESKey and appid."""
+
+    __slots__ = ("_appid", "_appid_bytes", "_key", "_token")
+
+    def __init__(self, token: str, encoding_aes_key: str, appid: str) -> None:
+        self._token = token
+        self._key = aes_key(encoding_aes_key)
+        self._appid = appid
+        self._appid_bytes = appid.encode()
+
+    def __repr__(self) -> str:  # never show the token or key
+        return f"MessageCrypto(appid={self._appid!r})"
+
+    def signature(self, timestamp: str, nonce: str, encrypt: str) -> str:
+        return sha1_signature(self._token, timestamp, nonce, encrypt)
+
+    def check_msg_signature(self, msg_signature: str, timestamp: str, nonce: str, encrypt: str) -> None:
+        if not _same(self.signature(timestamp, nonce, encrypt), msg_signature):
+            raise SignatureError
+
+    def check_url_signature(self, signature: str, timestamp: str, nonce: str) -> None:
+        check_url_signature(self._token, signature, timestamp, nonce)
+
+    def decrypt(self, encrypt: str) -> bytes:
+        """Decrypt an ``Encrypt`` value and return the message bytes; the receive id must be our appid."""
+        if len(encrypt) > MAX_ENCRYPT_CHARS:
+            raise DecryptError("encrypted message too long")
+        try:
+            data = base64.b64decode(encrypt, validate=True)
+        except (binascii.Error, ValueError):
+            raise DecryptError("broken base64") from None
+        if not data or len(data) % AES.block_size:
+            raise DecryptError("ciphertext length is not a whole number of AES blocks")
+        plain = AES.new(self._key, AES.MODE_CBC, self._key[:16]).decrypt(data)
+        pad = plain[-1]
+        if not 1 <= pad <= BLOCK or plain[-pad:] != bytes([pad]) * pad:
+            raise DecryptError("bad padding")
+        body = plain[16:-pad]
+        if len(body) < 4:
+            raise DecryptError("plaintext too short")
+        (length,) = struct.unpack(">I", body[:4])
+        if length > len(body) - 4:
+            raise DecryptError("declared length exceeds plaintext")
+        if not hmac.compare_digest(body[4 + length :], self._appid_bytes):
+            raise AppIdMismatch("receive id does not match this platform")
+        return body[4 : 4 + length]
+
+    def encrypt(self, message: bytes | str, random16: bytes | None = None) -> str:
+        """Encrypt a message for WeChat; ``random16`` only for reproducible tests."""
+        msg = message.encode() if isinstance(message, str) else message
+        nonce16 = os.urandom(16) if random16 is None else random16
+        if len(nonce16) != 16:
+            raise ValueError("random prefix must be 16 bytes")
+        body = nonce16 + struct.pack(">I", len(msg)) + msg + self._appid_bytes
+        pad = BLOCK - len(body) % BLOCK
+        body += bytes([pad]) * pad
+        return base64.b64encode(AES.new(self._key, AES.MODE_CBC, self._key[:16]).encrypt(body)).decode()

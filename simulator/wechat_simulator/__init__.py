@@ -1,0 +1,12 @@
+"""A WeChat Open Platform simulator for local runs and tests.
+
+It plays WeChat's side over real HTTP: it holds a third-party platform's appid, secret, token
+and EncodingAESKey, pushes encrypted ``component_verify_ticket``s and authorization events to
+a callback URL, serves the platform APIs with WeChat's request and response shapes and error
+codes, counts every call, and can be told to fail (errcode, HTTP status, delay).
+"""
+
+from wechat_simulator.server import Simulator
+from wechat_simulator.state import Platform, SimState
+
+__all__ = ["Platform", "SimState", "Simulator"]

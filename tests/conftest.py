@@ -1,0 +1,150 @@
+"""Shared fixtures: moto's server, the table and secret from template.yaml, the WeChat simulator,
+and the loopback API gateway in front of the real handlers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# Set before anything imports Powertools: no X-Ray daemon in tests, metrics to stdout.
+os.environ.update(
+    {
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_SERVICE_NAME": "wechat-component",
+        "POWERTOOLS_METRICS_NAMESPACE": "WeChatComponentTest",
+        "POWERTOOLS_DEV": "0",
+        "AWS_XRAY_SDK_ENABLED": "false",
+    }
+)
+for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+    os.environ.pop(_name, None)
+
+from wechat_core import aws as core_aws  # noqa: E402
+from wechat_core import clock, config, push, runtime  # noqa: E402
+from wechat_simulator import Platform, Simulator  # noqa: E402
+
+from tests.support.aws import (  # noqa: E402
+    MotoServer,
+    Resources,
+    apply_environment,
+    aws_environment,
+    create_resources,
+    restore_environment,
+)
+from tests.support.gateway import Gateway  # noqa: E402
+
+
+def reset_service_caches() -> None:
+    config.reset()
+    runtime.reset()
+    push.reset()
+    core_aws.reset()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = MotoServer()
+    previous = apply_environment(aws_environment(server.url))
+    yield server
+    restore_environment(previous)
+    server.stop()
+
+
+@pytest.fixture
+def platform() -> Platform:
+    return Platform.generate()
+
+
+@pytest.fixture
+def simulator(platform: Platform) -> Iterator[Simulator]:
+    sim = Simulator(platform).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def service(moto_server: MotoServer, platform: Platform, simulator: Simulator) -> Iterator[Resources]:
+    """A deployed service: table and secret on moto, configured for the simulator's platform."""
+    resources = create_resources(
+        {
+            "appsecret": platform.appsecret,
+            "token": platform.token,
+            "encoding_aes_key": platform.encoding_aes_key,
+        }
+    )
+    previous = apply_environment(
+        {
+            "TABLE_NAME": resources.table_name,
+            "COMPONENT_APPID": platform.appid,
+            "COMPONENT_SECRET_ID": resources.secret_name,
+            "WECHAT_API_BASE": simulator.url,
+            "WECHAT_MP_BASE": simulator.url,
+            "WECHAT_OPEN_BASE": simulator.url,
+        }
+    )
+    reset_service_caches()
+    yield resources
+    restore_environment(previous)
+    reset_service_caches()
+
+
+@pytest.fixture
+def gateway(service: Resources) -> Iterator[Gateway]:
+    gw = Gateway().start()
+    yield gw
+    gw.stop()
+
+
+class FixedClock:
+    def __init__(self, start: float) -> None:
+        self.value = start
+
+    def __call__(self) -> float:
+        return self.value
+
+    def advance(self, seconds: float) -> None:
+        self.value += seconds
+
+
+@pytest.fixture
+def fixed_clock() -> Iterator[FixedClock]:
+    import time
+
+    fake = FixedClock(time.time())
+    clock.set_source(fake)
+    yield fake
+    clock.set_source(None)
+
+
+class LogCapture:
+    """Every record of the service's loggers, formatted as Powertools writes them to CloudWatch."""
+
+    def __init__(self) -> None:
+        import io
+        import logging
+
+        from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+        self.stream = io.StringIO()
+        self.handler = logging.StreamHandler(self.stream)
+        self.handler.setFormatter(LambdaPowertoolsFormatter())
+        self.loggers = [logging.getLogger(), logging.getLogger("wechat-component")]
+        for logger in self.loggers:
+            logger.addHandler(self.handler)
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.removeHandler(self.handler)
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    capture = LogCapture()
+    yield capture
+    capture.close()

@@ -1,0 +1,52 @@
+"""Building WeChat pushes in tests, signed with the simulator platform's credentials."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from wechat_core.crypto import MessageCrypto
+from wechat_core.messages import build_xml
+from wechat_simulator import Platform, Simulator
+from wechat_simulator.pusher import envelope, signed_query
+
+from tests.support.lambdas import LambdaContext, load_function, rest_event
+
+EVENTS_PATH = "/wechat/component/events"
+
+
+def ticket_plaintext(platform: Platform, ticket: str, create_time: int) -> str:
+    return build_xml(
+        {
+            "AppId": platform.appid,
+            "CreateTime": create_time,
+            "InfoType": "component_verify_ticket",
+            "ComponentVerifyTicket": ticket,
+        }
+    )
+
+
+def signed_push(sim: Simulator, plaintext: str, timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
+    """(query, body) of a correctly signed push, as WeChat would send it."""
+    encrypt, body = envelope(sim.state, plaintext)
+    return signed_query(sim.state, encrypt, timestamp), body.encode()
+
+
+def resign(platform: Platform, query: dict[str, str], encrypt: str) -> dict[str, str]:
+    crypto = MessageCrypto(platform.token, platform.encoding_aes_key, platform.appid)
+    return query | {"msg_signature": crypto.signature(query["timestamp"], query["nonce"], encrypt)}
+
+
+def invoke_callback(
+    query: dict[str, str] | None, body: bytes | None, content_type: str = "text/xml"
+) -> tuple[int, Any]:
+    """Call the callback Lambda's handler with the API Gateway event for one push."""
+    module = load_function("functions/callback")
+    event = rest_event("POST", EVENTS_PATH, query=query, body=body, headers={"Content-Type": content_type})
+    response = module.lambda_handler(event, LambdaContext(function_name="CallbackFunction"))
+    body_text = response["body"]
+    try:
+        parsed: Any = json.loads(body_text)
+    except (TypeError, ValueError):
+        parsed = body_text
+    return response["statusCode"], parsed
