@@ -3,10 +3,13 @@
 It plays WeChat's side over real HTTP: it holds a third-party platform's appid, secret, token
 and EncodingAESKey, pushes encrypted ``component_verify_ticket``s and authorization events to
 a callback URL, serves the platform APIs with WeChat's request and response shapes and error
-codes, counts every call, and can be told to fail (errcode, HTTP status, delay).
+codes, plays simulated official accounts and mini programs (their owners approving or refusing
+an authorization, their users logging in), counts every call, and can be told to fail
+(errcode, HTTP status, delay, a dropped answer, an answer lost after the work was done).
 """
 
+from wechat_simulator.protocol import SimError
 from wechat_simulator.server import Simulator
 from wechat_simulator.state import Platform, SimState
 
-__all__ = ["Platform", "SimState", "Simulator"]
+__all__ = ["Platform", "SimError", "SimState", "Simulator"]

@@ -1,8 +1,10 @@
-"""Pushing encrypted, signed XML to a callback URL the way WeChat does."""
+"""Pushing encrypted, signed XML to a callback URL the way WeChat does, and the plaintext of
+the component events (ticket, authorized/updateauthorized, unauthorized)."""
 
 from __future__ import annotations
 
 import secrets
+import threading
 from typing import Any
 
 import requests
@@ -10,6 +12,11 @@ from wechat_core.crypto import MessageCrypto, sha1_signature
 from wechat_core.messages import build_xml
 
 from wechat_simulator.state import SimState
+
+# WeChat waits five seconds for an answer; pushes made while answering a request use the same.
+CALLBACK_TIMEOUT = 5.0
+# Background pushes wait longer: a callback in a cold Lambda container (sam local) is slow.
+BACKGROUND_TIMEOUT = 10.0
 
 
 def signed_query(state: SimState, encrypt: str, timestamp: int | None = None) -> dict[str, str]:
@@ -55,9 +62,7 @@ def push(
         "query": query,
         "envelope": body,
     }
-    with state.lock:
-        state.push_results.append({"url": url, "status": response.status_code})
-        del state.push_results[:-1000]
+    state.note_push({"url": url, "status": response.status_code})
     return result
 
 
@@ -69,5 +74,74 @@ def ticket_xml(state: SimState, ticket: str, create_time: int | None = None) -> 
             "CreateTime": ct,
             "InfoType": "component_verify_ticket",
             "ComponentVerifyTicket": ticket,
+        }
+    )
+
+
+def push_to_callback(
+    state: SimState, plaintext: str, timeout: float = CALLBACK_TIMEOUT
+) -> dict[str, Any] | None:
+    """Push to the configured callback URL; None when there is none. A callback that cannot be
+    reached is recorded and reported in the result, never raised: WeChat does not care."""
+    url = state.callback_url
+    if not url:
+        return None
+    try:
+        return push(state, url, plaintext, timeout=timeout)
+    except requests.RequestException as exc:
+        state.note_push({"url": url, "error": type(exc).__name__})
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def push_in_background(state: SimState, plaintext: str) -> None:
+    """Push to the callback URL from another thread, after (or while) the current request answers.
+
+    For pushes a WeChat API call triggers (api_start_push_ticket): the caller may be the callback
+    itself, and a callback that handles one request at a time (sam local) would otherwise wait
+    for its own answer. ``Simulator.wait_for_pushes`` lets tests wait for it without sleeping.
+    """
+    if not state.callback_url:
+        return
+    threading.Thread(
+        target=push_to_callback,
+        args=(state, plaintext, BACKGROUND_TIMEOUT),
+        name="wechat-sim-push",
+        daemon=True,
+    ).start()
+
+
+def authorization_event_xml(
+    state: SimState,
+    info_type: str,
+    authorizer_appid: str,
+    authorization_code: str,
+    *,
+    create_time: int,
+    expired_time: int,
+    pre_auth_code: str | None = None,
+) -> str:
+    """``authorized`` / ``updateauthorized``: AuthorizationCodeExpiredTime is absolute
+    (CreateTime + 3600) and CDATA, as in the real capture; PreAuthCode only when a pre-auth code
+    was used (the full-network test's automatic authorization has none)."""
+    fields: dict[str, str | int] = {
+        "AppId": state.platform.appid,
+        "CreateTime": create_time,
+        "InfoType": info_type,
+        "AuthorizerAppid": authorizer_appid,
+        "AuthorizationCode": authorization_code,
+        "AuthorizationCodeExpiredTime": str(expired_time),
+    }
+    if pre_auth_code:
+        fields["PreAuthCode"] = pre_auth_code
+    return build_xml(fields)
+
+
+def unauthorized_xml(state: SimState, authorizer_appid: str, create_time: int) -> str:
+    return build_xml(
+        {
+            "AppId": state.platform.appid,
+            "CreateTime": create_time,
+            "InfoType": "unauthorized",
+            "AuthorizerAppid": authorizer_appid,
         }
     )

@@ -1,53 +1,50 @@
-"""The simulator's HTTP server: WeChat's API routes plus a ``/__sim`` control API."""
+"""The simulator's HTTP server and its Python façade, ``Simulator``.
+
+One server plays every WeChat host: the API host (``WECHAT_API_BASE``), the mp host of the PC
+authorization page (``WECHAT_MP_BASE``) and the open host of the mobile one
+(``WECHAT_OPEN_BASE``). The ``/__sim`` control API (control.py) and the ``Simulator`` methods
+drive the same functions, so tests can use either.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from wechat_simulator import pusher
-from wechat_simulator.state import Fault, Platform, SimState
+from wechat_simulator import accounts, authorization, control, miniprogram, pusher
+from wechat_simulator import apis as _apis  # noqa: F401 - registers every WeChat API route
+from wechat_simulator.protocol import (
+    API_ROUTES,
+    ERRMSG,
+    ApiHandler,
+    SimError,
+    api,
+    api_name,
+    error,
+    wechat_error,
+)
+from wechat_simulator.state import GRACE_SECONDS, Fault, Platform, SimState
 
-ApiHandler = Callable[[SimState, dict[str, Any], dict[str, str]], dict[str, Any]]
+# Kept importable from here for code written against the first version of the simulator.
+__all__ = [
+    "API_ROUTES",
+    "ERRMSG",
+    "ApiHandler",
+    "SimError",
+    "Simulator",
+    "api",
+    "error",
+    "wechat_error",
+]
 
-# WeChat API handlers, by path. Modules register theirs with ``api``.
-API_ROUTES: dict[str, tuple[str, ApiHandler]] = {}
-
-
-def api(path: str, method: str = "POST") -> Callable[[ApiHandler], ApiHandler]:
-    def register(handler: ApiHandler) -> ApiHandler:
-        API_ROUTES[path] = (method, handler)
-        return handler
-
-    return register
-
-
-def wechat_error(errcode: int, errmsg: str) -> dict[str, Any]:
-    return {"errcode": errcode, "errmsg": f"{errmsg} rid: {time.time_ns():x}"}
-
-
-ERRMSG = {
-    -1: "system error",
-    40001: "invalid credential, access_token is invalid or not latest",
-    40125: "invalid appsecret",
-    41004: "appsecret missing",
-    42001: "access_token expired",
-    45009: "reach max api daily quota limit",
-    47001: "data format error",
-    61005: "component ticket is expired",
-    61006: "component ticket is invalid",
-    61011: "invalid component",
-}
-
-
-def error(errcode: int) -> dict[str, Any]:
-    return wechat_error(errcode, ERRMSG.get(errcode, "error"))
+DEFAULT_REDIRECT_URI = "http://localhost/wechat/component/authorized"
 
 
 class Simulator:
@@ -62,10 +59,7 @@ class Simulator:
         port: int = 0,
         latency: float = 0.0,
     ) -> None:
-        from wechat_simulator import apis  # noqa: F401, PLC0415 - registers the API routes
-
-        self.state = SimState(platform or Platform.generate(), latency=latency)
-        self.callback_url = callback_url
+        self.state = SimState(platform or Platform.generate(), latency=latency, callback_url=callback_url)
         self.app = self._build_app()
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
         self._server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True
@@ -73,10 +67,22 @@ class Simulator:
         self._thread: threading.Thread | None = None
         self._timer_stop = threading.Event()
 
+    @property
+    def callback_url(self) -> str | None:
+        """The authorization-event URL pushes go to (tickets, authorized, unauthorized)."""
+        return self.state.callback_url
+
+    @callback_url.setter
+    def callback_url(self, url: str | None) -> None:
+        self.state.callback_url = url
+
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Simulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="wechat-sim", daemon=True)
+        # A short poll interval: stop() (shutdown) waits for the next poll.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="wechat-sim", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -103,12 +109,29 @@ class Simulator:
 
         threading.Thread(target=loop, name="wechat-sim-ticket-timer", daemon=True).start()
 
+    # --- clock and faults ------------------------------------------------------------------
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the simulator's clock (every lifetime it checks) forward; return its new now."""
+        with self.state.lock:
+            self.state.clock_offset += seconds
+        return self.state.now()
+
+    def add_fault(self, api: str, **spec: Any) -> dict[str, Any]:
+        """Same as ``POST /__sim/faults``; see ``Fault`` for the fields."""
+        return control.add_fault(self.state, {"api": api, **spec})
+
+    def issue_component_token(self) -> str:
+        """A component_access_token as api_component_token gives it (not counted as a call); like
+        a real fetch, it starts the previous token's five-minute grace."""
+        return self.state.issue_component_token().value
+
     # --- pushes ----------------------------------------------------------------------------
 
     def _callback(self, url: str | None) -> str:
         target = url or self.callback_url
         if not target:
-            raise ValueError("no callback URL configured")
+            raise SimError("no_callback_url", "no callback URL configured")
         return target
 
     def push_ticket(self, url: str | None = None, create_time: int | None = None) -> dict[str, Any]:
@@ -121,17 +144,143 @@ class Simulator:
     def push_xml(self, plaintext: str, url: str | None = None, **kwargs: Any) -> dict[str, Any]:
         return pusher.push(self.state, self._callback(url), plaintext, **kwargs)
 
+    def wait_for_pushes(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until ``count`` pushes in all were made (delivered or failed); False on timeout.
+        Only api_start_push_ticket pushes in the background; every other push is done by the
+        time the call that caused it answers."""
+        return self.state.wait_for_pushes(count, timeout)
+
+    # --- accounts --------------------------------------------------------------------------
+
+    def add_account(
+        self,
+        kind: str = "official_account",
+        *,
+        appid: str | None = None,
+        nick_name: str | None = None,
+        unionid_bound: bool = False,
+        **profile: Any,
+    ) -> dict[str, Any]:
+        """A new simulated official account or mini program (not yet authorized)."""
+        account = accounts.add_account(
+            self.state, kind, appid=appid, nick_name=nick_name, unionid_bound=unionid_bound, **profile
+        )
+        return self.account(account.appid)
+
+    def account(self, appid: str) -> dict[str, Any]:
+        """The account and its authorization: accepted refresh and access tokens, func_info."""
+        return accounts.describe_account(self.state, appid)
+
+    def set_rotation(
+        self, appid: str, enabled: bool = True, grace_seconds: float = GRACE_SECONDS
+    ) -> dict[str, Any]:
+        accounts.set_rotation(self.state, appid, enabled, grace_seconds)
+        return self.account(appid)
+
+    def set_jscode_limit(self, appid: str, per_minute: int | None) -> dict[str, Any]:
+        accounts.set_jscode_limit(self.state, appid, per_minute)
+        return self.account(appid)
+
+    def revoke(self, appid: str, *, push: bool = True) -> dict[str, Any]:
+        return accounts.revoke(self.state, appid, push=push)
+
+    # --- authorization ---------------------------------------------------------------------
+
+    def create_pre_auth_code(self) -> str:
+        """A pre_auth_code as api_create_preauthcode gives it (not counted as a call)."""
+        return authorization.new_pre_auth_code(self.state).value
+
+    def _authorization_request(
+        self,
+        pre_auth_code: str,
+        redirect_uri: str,
+        auth_type: int,
+        biz_appid: str | None,
+        category_id_list: tuple[int, ...] | list[int],
+    ) -> authorization.AuthorizationRequest:
+        args = {
+            "component_appid": self.state.platform.appid,
+            "pre_auth_code": pre_auth_code,
+            "redirect_uri": redirect_uri,
+            "auth_type": str(auth_type),
+            "biz_appid": biz_appid or "",
+            "category_id_list": "|".join(str(i) for i in category_id_list),
+        }
+        return authorization.AuthorizationRequest.from_query(args)
+
+    def approve(
+        self,
+        pre_auth_code: str,
+        account_appid: str,
+        *,
+        redirect_uri: str = DEFAULT_REDIRECT_URI,
+        auth_type: int = 3,
+        biz_appid: str | None = None,
+        category_id_list: tuple[int, ...] | list[int] = (),
+        push: bool = True,
+    ) -> str:
+        """The account owner approves the link; return where the browser is redirected
+        (``redirect_uri?auth_code=…&expires_in=3600``). Raises SimError where the page refuses."""
+        link = self._authorization_request(
+            pre_auth_code, redirect_uri, auth_type, biz_appid, category_id_list
+        )
+        return authorization.approve(self.state, link, account_appid, push=push).redirect
+
+    def refuse(
+        self,
+        pre_auth_code: str,
+        account_appid: str,
+        *,
+        redirect_uri: str = DEFAULT_REDIRECT_URI,
+        auth_type: int = 3,
+        biz_appid: str | None = None,
+    ) -> str:
+        link = self._authorization_request(pre_auth_code, redirect_uri, auth_type, biz_appid, ())
+        return authorization.refuse(self.state, link, account_appid)
+
+    def query_auth_code(self, appid: str, *, push: bool = False) -> str:
+        """A fresh authorization code for ``appid`` without the page (authorizing it if needed)."""
+        return str(authorization.query_auth_code(self.state, appid, push=push)["authorization_code"])
+
+    # --- mini programs ---------------------------------------------------------------------
+
+    def wx_login(self, appid: str, user: str | None = None) -> str:
+        """The code ``wx.login`` gives ``user`` (default: one default user) in mini program ``appid``."""
+        return miniprogram.wx_login(self.state, appid, user)
+
+    def session_keys(self) -> list[dict[str, Any]]:
+        """Every session_key jscode2session issued, with its appid, openid and user."""
+        return miniprogram.session_keys(self.state)
+
+    def user_data(self, kind: str, **options: Any) -> dict[str, Any]:
+        """Encrypted user data (``phone`` or ``userinfo``): ``{encryptedData, iv, plain, session_key}``;
+        options: session_key, or openid and appid; watermark_appid; fields."""
+        return miniprogram.user_data(self.state, kind, **options)
+
     # --- HTTP ------------------------------------------------------------------------------
 
     def _build_app(self) -> Flask:
         app = Flask("wechat_simulator")
         state = self.state
 
+        def failure(fault: Fault, default_status: int | None = None) -> Response | None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.drop:
+                return drop_connection()
+            if fault.http_status:
+                return Response("simulated failure", status=fault.http_status)
+            if fault.errcode is not None:
+                return jsonify(error(fault.errcode))
+            if default_status is not None:
+                return Response("simulated failure", status=default_status)
+            return None
+
         def call_api(path: str) -> Response:
             method, handler = API_ROUTES[path]
             if request.method != method:
-                return jsonify(error(-1)), 405  # type: ignore[return-value]
-            name = path.rsplit("/", 1)[-1]
+                return Response(json.dumps(error(-1)), status=405, mimetype="application/json")
+            name = api_name(path)
             body: dict[str, Any] = {}
             raw = request.get_data()
             if raw:
@@ -147,18 +296,21 @@ class Simulator:
             if state.latency:
                 time.sleep(state.latency)
             fault = state.take_fault(name)
-            if fault is not None:
-                if fault.delay:
-                    time.sleep(fault.delay)
-                if fault.http_status:
-                    return Response("simulated failure", status=fault.http_status)
-                if fault.errcode is not None:
-                    return jsonify(error(fault.errcode))
+            if fault is not None and not fault.after_effect:
+                failed = failure(fault)
+                if failed is not None:
+                    return failed
             with state.lock:
                 over = state.over_quota(name)
             if over:
                 return jsonify(error(45009))
-            return jsonify(handler(state, body, query))
+            answer = handler(state, body, query)
+            if fault is not None and fault.after_effect:
+                # The work is done (a token rotated, a code used up); the caller never sees it.
+                failed = failure(fault, default_status=502)
+                assert failed is not None
+                return failed
+            return jsonify(answer)
 
         for path in API_ROUTES:
             app.add_url_rule(
@@ -167,72 +319,24 @@ class Simulator:
                 view_func=lambda path=path: call_api(path),
                 methods=["GET", "POST"],
             )
-        self._add_control_routes(app)
+
+        @app.get("/cgi-bin/componentloginpage")
+        def pc_authorization_page() -> Response:
+            return authorization.page(state, request.args, mobile=False)
+
+        @app.get("/wxaopen/safe/bindcomponent")
+        @app.get("/safe/bindcomponent")
+        def mobile_authorization_page() -> Response:
+            return authorization.page(state, request.args, mobile=True)
+
+        control.register(app, self)
         return app
 
-    def _add_control_routes(self, app: Flask) -> None:
-        state = self.state
 
-        @app.get("/__sim/platform")
-        def platform() -> Any:
-            p = state.platform
-            return jsonify(
-                appid=p.appid, appsecret=p.appsecret, token=p.token, encoding_aes_key=p.encoding_aes_key
-            )
-
-        @app.get("/__sim/calls")
-        def calls() -> Any:
-            with state.lock:
-                return jsonify(dict(state.calls))
-
-        @app.delete("/__sim/calls")
-        def reset_calls() -> Any:
-            with state.lock:
-                state.calls.clear()
-                state.requests.clear()
-            return jsonify(ok=True)
-
-        @app.get("/__sim/requests")
-        def requests_made() -> Any:
-            api_name = request.args.get("api")
-            with state.lock:
-                rows = [r for r in state.requests if api_name in (None, r["api"])]
-            return jsonify(rows)
-
-        @app.post("/__sim/faults")
-        def add_fault() -> Any:
-            spec = request.get_json(force=True)
-            fault = Fault(**spec)
-            with state.lock:
-                state.faults.append(fault)
-            return jsonify(fault.describe())
-
-        @app.delete("/__sim/faults")
-        def clear_faults() -> Any:
-            with state.lock:
-                state.faults.clear()
-            return jsonify(ok=True)
-
-        @app.post("/__sim/limits")
-        def set_limit() -> Any:
-            spec = request.get_json(force=True)
-            with state.lock:
-                state.daily_limits[str(spec["api"])] = int(spec["daily_limit"])
-            return jsonify(ok=True)
-
-        @app.post("/__sim/clock")
-        def advance_clock() -> Any:
-            spec = request.get_json(force=True)
-            with state.lock:
-                state.clock_offset += float(spec.get("advance", 0))
-            return jsonify(now=state.now())
-
-        @app.post("/__sim/push/ticket")
-        def push_ticket() -> Any:
-            spec = request.get_json(silent=True) or {}
-            return jsonify(self.push_ticket(spec.get("url"), spec.get("create_time")))
-
-        @app.post("/__sim/push/xml")
-        def push_xml() -> Any:
-            spec = request.get_json(force=True)
-            return jsonify(self.push_xml(spec["xml"], spec.get("url"), to_user_name=spec.get("to_user_name")))
+def drop_connection() -> Response:
+    """Close the client's connection without an answer (the response below never arrives)."""
+    sock = request.environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    return Response("", status=502)

@@ -1,14 +1,25 @@
-"""The simulator's state: the platform, what it issued, call counts and injected faults."""
+"""The simulator's state: the platform, what it issued, call counts and injected faults.
+
+The concern modules (``accounts``, ``authorization``, ``miniprogram``) own the shapes of
+their records and the rules that change them; every record lives here, in ``SimState``, and
+every change happens under ``SimState.lock``.
+"""
 
 from __future__ import annotations
 
+import math
 import secrets
 import string
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wechat_simulator.accounts import Account
+    from wechat_simulator.authorization import AuthorizationCode, PreAuthCode
+    from wechat_simulator.miniprogram import JsCode, Session, SimUser
 
 TICKET_LIFETIME = 12 * 3600
 TOKEN_LIFETIME = 7200
@@ -43,13 +54,25 @@ class Platform:
 
 @dataclass
 class Fault:
-    """What to do instead of answering normally, for the next ``times`` calls of ``api``."""
+    """What to do instead of answering normally, for the next ``times`` calls of ``api``.
+
+    By default the call fails *instead of* doing its work: after ``delay`` seconds it answers
+    ``http_status`` (a bare body), or ``errcode`` (WeChat's JSON error), or, with ``drop``,
+    closes the connection without any answer.
+
+    With ``after_effect`` the call first does its work (a refresh token rotates, a code is
+    used up, a token is issued) and only then fails as above; with none of ``http_status``,
+    ``errcode`` and ``drop`` given it answers HTTP 502. This is "WeChat did it, but the caller
+    never saw the answer".
+    """
 
     api: str
     times: int = 1
     errcode: int | None = None
     http_status: int | None = None
     delay: float = 0.0
+    after_effect: bool = False
+    drop: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, 0, 0.0, False)}
@@ -60,13 +83,35 @@ class Issued:
     """A credential the simulator handed out, with its expiry and whether it was superseded."""
 
     value: str
-    expires_at: float
+    expires_at: float  # math.inf: never expires on its own (authorizer refresh tokens)
     superseded_at: float | None = None
+    grace: float = GRACE_SECONDS  # how long it stays accepted once superseded
 
     def valid(self, now: float) -> bool:
-        if now >= self.expires_at:
-            return False
-        return self.superseded_at is None or now < self.superseded_at + GRACE_SECONDS
+        return now < self.accepted_until()
+
+    def accepted_until(self) -> float:
+        if self.superseded_at is None:
+            return self.expires_at
+        return min(self.expires_at, self.superseded_at + self.grace)
+
+    def supersede(self, now: float, grace: float = GRACE_SECONDS) -> None:
+        if self.superseded_at is None:
+            self.superseded_at = now
+            self.grace = grace
+
+    def revoke(self, now: float) -> None:
+        """Dead from now on, grace or not."""
+        self.expires_at = min(self.expires_at, now)
+
+    def describe(self) -> dict[str, Any]:
+        until = self.accepted_until()
+        return {
+            "value": self.value,
+            "expires_at": None if self.expires_at == math.inf else self.expires_at,
+            "superseded_at": self.superseded_at,
+            "accepted_until": None if until == math.inf else until,
+        }
 
 
 @dataclass
@@ -81,11 +126,38 @@ class SimState:
     tickets: dict[str, float] = field(default_factory=dict)  # ticket -> issued at
     component_tokens: list[Issued] = field(default_factory=list)
     daily_limits: dict[str, int] = field(default_factory=dict)
-    push_results: list[dict[str, Any]] = field(default_factory=list)
+    push_results: list[dict[str, Any]] = field(default_factory=list)  # the last 1000 pushes
+    pushes_done: int = 0  # every push ever made, delivered or not
     extra: dict[str, Any] = field(default_factory=dict)
+    # Where pushes go when no URL is given (the platform's authorization-event URL).
+    callback_url: str | None = None
+    # Authorizer accounts by appid, in the order they were added.
+    accounts: dict[str, Account] = field(default_factory=dict)
+    pre_auth_codes: dict[str, PreAuthCode] = field(default_factory=dict)
+    authorization_codes: dict[str, AuthorizationCode] = field(default_factory=dict)
+    # Mini Program login: wx.login codes, simulated WeChat users, sessions (session_keys issued).
+    js_codes: dict[str, JsCode] = field(default_factory=dict)
+    users: dict[str, SimUser] = field(default_factory=dict)
+    sessions: list[Session] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Notified after every push: tests wait on it for pushes made in the background.
+        self.pushed = threading.Condition(self.lock)
 
     def now(self) -> float:
         return time.time() + self.clock_offset
+
+    def note_push(self, outcome: dict[str, Any]) -> None:
+        with self.pushed:
+            self.push_results.append(outcome)
+            del self.push_results[:-1000]
+            self.pushes_done += 1
+            self.pushed.notify_all()
+
+    def wait_for_pushes(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` pushes in all were made; False on timeout."""
+        with self.pushed:
+            return self.pushed.wait_for(lambda: self.pushes_done >= count, timeout)
 
     # --- bookkeeping ---------------------------------------------------------------------
 

@@ -1,0 +1,65 @@
+"""The component's own credentials: ``api_component_token``, ``api_start_push_ticket``, and the
+checks every API that takes a ``component_access_token`` makes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wechat_simulator import pusher
+from wechat_simulator.protocol import api, error
+from wechat_simulator.state import TOKEN_LIFETIME, SimState
+
+
+def component_call_error(
+    state: SimState, query: dict[str, str], component_appid: Any
+) -> dict[str, Any] | None:
+    """WeChat's answer when the component token or ``component_appid`` is wrong, else None.
+
+    The token may come as ``component_access_token`` (older docs, SDKs) or ``access_token``
+    (newer docs). Missing 41001; never issued 40001; issued but expired, or superseded beyond
+    its five-minute grace, 42001.
+    """
+    token = query.get("component_access_token") or query.get("access_token")
+    if not token:
+        return error(41001)
+    if not state.component_token_valid(token):
+        return error(42001 if state.component_token_expired(token) else 40001)
+    if component_appid is None or component_appid == "":
+        return error(41002)
+    if component_appid != state.platform.appid:
+        return error(61011)
+    return None
+
+
+@api("/cgi-bin/component/api_component_token")
+def api_component_token(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+    p = state.platform
+    if not body.get("component_appsecret"):
+        return error(41004)
+    if body.get("component_appid") != p.appid:
+        return error(61011)
+    if body.get("component_appsecret") != p.appsecret:
+        return error(40125)
+    status = state.ticket_status(str(body.get("component_verify_ticket", "")))
+    if status == "unknown":
+        return error(61006)
+    if status == "expired":
+        return error(61005)
+    token = state.issue_component_token()
+    return {"component_access_token": token.value, "expires_in": TOKEN_LIFETIME}
+
+
+@api("/cgi-bin/component/api_start_push_ticket")
+def api_start_push_ticket(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+    """(Re)start ticket pushes. With a callback URL configured, a fresh ticket is pushed at once,
+    in the background (the caller may be the callback itself, waiting for this answer)."""
+    p = state.platform
+    if body.get("component_appid") != p.appid:
+        return error(61011)
+    if body.get("component_secret") != p.appsecret:
+        return error(40125)
+    with state.lock:
+        state.extra["push_requested"] = state.extra.get("push_requested", 0) + 1
+    if state.callback_url:
+        pusher.push_in_background(state, pusher.ticket_xml(state, state.new_ticket()))
+    return {"errcode": 0, "errmsg": "ok"}
