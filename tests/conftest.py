@@ -22,7 +22,7 @@ for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
     os.environ.pop(_name, None)
 
 from wechat_core import aws as core_aws  # noqa: E402
-from wechat_core import clock, config, push, runtime  # noqa: E402
+from wechat_core import clock, config, push, runtime, wechat_api  # noqa: E402
 from wechat_simulator import Platform, Simulator  # noqa: E402
 
 from tests.support.aws import (  # noqa: E402
@@ -41,6 +41,7 @@ def reset_service_caches() -> None:
     runtime.reset()
     push.reset()
     core_aws.reset()
+    wechat_api.reset()
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +83,10 @@ def service(moto_server: MotoServer, platform: Platform, simulator: Simulator) -
             "WECHAT_API_BASE": simulator.url,
             "WECHAT_MP_BASE": simulator.url,
             "WECHAT_OPEN_BASE": simulator.url,
+            # Fast, bounded retries in tests; the production defaults are 0.2 s and 5 s.
+            "WECHAT_BACKOFF_SECONDS": "0.01",
+            "WECHAT_READ_TIMEOUT_SECONDS": "1",
+            "WECHAT_API_FALLBACK_BASE": "",
         }
     )
     reset_service_caches()

@@ -139,49 +139,52 @@ def authorizer_item(resources: Resources, component: str, authorizer: str) -> di
 def test_authorization_events_are_recorded_and_late_unauthorized_ignored(
     service: Resources, simulator: Simulator, platform: Platform
 ) -> None:
+    assert store_module.Store(service.table_name, platform.appid).save_ticket(
+        simulator.state.new_ticket(), int(time.time())
+    )
+    appid = simulator.add_account("official_account")["appid"]
+    code = simulator.query_auth_code(appid)
     now = int(time.time())
     authorized = build_xml(
         {
             "AppId": platform.appid,
             "CreateTime": now,
             "InfoType": "authorized",
-            "AuthorizerAppid": "wxauthorizer000001",
-            "AuthorizationCode": "queryauthcode@@@abc",
+            "AuthorizerAppid": appid,
+            "AuthorizationCode": code,
             "AuthorizationCodeExpiredTime": now + 3600,
             "PreAuthCode": "preauthcode@@@x",
         }
     )
     assert invoke_callback(*signed_push(simulator, authorized)) == (200, "success")
-    item = authorizer_item(service, platform.appid, "wxauthorizer000001")
+    item = authorizer_item(service, platform.appid, appid)
     assert item is not None
-    assert (item["status"]["S"], item["last_event"]["S"]) == ("pending", "authorized")
+    assert (item["status"]["S"], item["last_event"]["S"]) == ("active", "authorized")
+    assert item["refresh_token"]["S"] == simulator.account(appid)["refresh_tokens"][-1]["value"]
 
     late = build_xml(
         {
             "AppId": platform.appid,
             "CreateTime": now - 60,
             "InfoType": "unauthorized",
-            "AuthorizerAppid": "wxauthorizer000001",
+            "AuthorizerAppid": appid,
         }
     )
     assert invoke_callback(*signed_push(simulator, late)) == (200, "success")
-    item = authorizer_item(service, platform.appid, "wxauthorizer000001")
+    item = authorizer_item(service, platform.appid, appid)
     assert item is not None
-    assert item["status"]["S"] == "pending"
+    assert item["status"]["S"] == "active"
 
     revoke = build_xml(
-        {
-            "AppId": platform.appid,
-            "CreateTime": now + 1,
-            "InfoType": "unauthorized",
-            "AuthorizerAppid": "wxauthorizer000001",
-        }
+        {"AppId": platform.appid, "CreateTime": now + 1, "InfoType": "unauthorized", "AuthorizerAppid": appid}
     )
     assert invoke_callback(*signed_push(simulator, revoke)) == (200, "success")
-    item = authorizer_item(service, platform.appid, "wxauthorizer000001")
+    item = authorizer_item(service, platform.appid, appid)
     assert item is not None
     assert (item["status"]["S"], item["revoked_at"]["N"]) == ("revoked", str(now + 1))
-    events = [i for i in service.items() if i["sk"]["S"].startswith("event#wxauthorizer000001#")]
+    assert "access_token" not in item
+    assert "refresh_token" not in item
+    events = [i for i in service.items() if i["sk"]["S"].startswith(f"event#{appid}#")]
     assert len(events) == 3
 
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from wechat_core import push, runtime
+from wechat_core import authorization, push, runtime
 from wechat_core.config import settings
-from wechat_core.errors import AppIdMismatch
+from wechat_core.errors import AppIdMismatch, Conflict, WeChatCodeInvalid
 from wechat_core.messages import (
     Authorized,
     ComponentEvent,
@@ -54,15 +54,36 @@ def dispatch(event: ComponentEvent) -> dict[str, Any]:
             stored = store.save_ticket(event.ticket, event.create_time)
             outcome["stored"] = stored
             metrics.add_metric("TicketStored" if stored else "TicketIgnoredOlder", MetricUnit.Count, 1)
-        case Authorized() | Unauthorized():
+        case Authorized():
             changed = store.record_authorization_event(event)
             outcome |= {"authorizer_appid": event.authorizer_appid, "applied": changed}
+            outcome["exchanged"] = _exchange(
+                event.authorization_code, event.create_time, event.authorizer_appid
+            )
             metrics.add_metric(f"AuthorizationEvent.{event.info_type}", MetricUnit.Count, 1)
+        case Unauthorized():
+            changed = store.record_authorization_event(event)
+            outcome |= {"authorizer_appid": event.authorizer_appid, "applied": changed}
+            metrics.add_metric("AuthorizationEvent.unauthorized", MetricUnit.Count, 1)
         case FastRegister():
             outcome |= {"status": event.status, "registered_appid": event.registered_appid}
+            if event.status == 0 and event.auth_code:
+                outcome["exchanged"] = _exchange(event.auth_code, event.create_time, event.registered_appid)
             metrics.add_metric("FastRegisterEvent", MetricUnit.Count, 1)
         case _:
             metrics.add_metric("UnknownComponentEvent", MetricUnit.Count, 1)
             outcome["ignored"] = True
     logger.info("component push processed", extra=outcome)
     return outcome
+
+
+def _exchange(code: str, create_time: int, authorizer_appid: str | None) -> bool:
+    """Exchange a pushed authorization code. A code WeChat refuses is logged and answered ``success``
+    (retrying cannot help); anything transient raises, so WeChat re-sends the push."""
+    try:
+        authorization.complete(code, issued_after=create_time, authorizer_appid=authorizer_appid)
+    except (WeChatCodeInvalid, Conflict) as error:
+        metrics.add_metric("AuthorizationCodeRefused", MetricUnit.Count, 1)
+        logger.error("pushed authorization code not exchanged", extra={"reason": error.reason})
+        return False
+    return True

@@ -36,6 +36,16 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigurationError(f"environment variable {name} must be an integer") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"environment variable {name} must be a number") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     table_name: str
@@ -47,6 +57,15 @@ class Settings:
     # WeChat's clock and ours may differ a little; pushes older or newer than this are refused.
     timestamp_tolerance_seconds: int = 300
     secret_max_age_seconds: int = 300
+    # None: api2.weixin.qq.com when the base is the default host; "" disables the fallback.
+    wechat_api_fallback_base: str | None = None
+    wechat_max_attempts: int = 3
+    wechat_backoff_seconds: float = 0.2
+    wechat_read_timeout_seconds: float = 5.0
+    # Where the authorization flow ends (our page or the customer's); empty: a built-in page.
+    authorized_redirect_url: str = ""
+    # Origins allowed to receive the redirect after authorization / OAuth (comma-separated).
+    allowed_redirect_origins: tuple[str, ...] = ()
 
 
 @cache
@@ -60,6 +79,16 @@ def settings() -> Settings:
         wechat_open_base=_env("WECHAT_OPEN_BASE", DEFAULT_OPEN_BASE).rstrip("/"),
         timestamp_tolerance_seconds=_env_int("TIMESTAMP_TOLERANCE_SECONDS", 300),
         secret_max_age_seconds=_env_int("SECRET_MAX_AGE_SECONDS", 300),
+        wechat_api_fallback_base=os.environ.get("WECHAT_API_FALLBACK_BASE"),
+        wechat_max_attempts=_env_int("WECHAT_MAX_ATTEMPTS", 3),
+        wechat_backoff_seconds=_env_float("WECHAT_BACKOFF_SECONDS", 0.2),
+        wechat_read_timeout_seconds=_env_float("WECHAT_READ_TIMEOUT_SECONDS", 5.0),
+        authorized_redirect_url=os.environ.get("AUTHORIZED_REDIRECT_URL", ""),
+        allowed_redirect_origins=tuple(
+            o.strip().rstrip("/")
+            for o in os.environ.get("ALLOWED_REDIRECT_ORIGINS", "").split(",")
+            if o.strip()
+        ),
     )
 
 

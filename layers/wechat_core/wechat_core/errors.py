@@ -91,3 +91,117 @@ class XmlError(BadRequest):
 
 class ConfigurationError(ServiceError):
     reason = "service is not configured"
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+    reason = "too many requests"
+
+
+class UpstreamError(ServiceError):
+    """WeChat could not be reached or kept failing after bounded retries."""
+
+    status = 502
+    reason = "WeChat is unavailable"
+
+
+class ServiceUnavailable(ServiceError):
+    status = 503
+    reason = "service unavailable"
+
+
+class NoTicket(ServiceUnavailable):
+    reason = "no component_verify_ticket received yet"
+
+
+class TokenBusy(ServiceUnavailable):
+    reason = "token refresh in progress, retry shortly"
+
+
+# --- WeChat answers ---------------------------------------------------------------------------
+
+
+class WeChatError(ServiceError):
+    """An errcode from WeChat. ``errmsg`` is WeChat's text (it carries a request id, never secrets)."""
+
+    status = 502
+    reason = "WeChat refused the request"
+    CODES: frozenset[int] = frozenset()
+
+    def __init__(self, errcode: int, errmsg: str = "") -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        super().__init__(f"WeChat error {errcode}: {errmsg}".strip())
+
+
+class WeChatTokenInvalid(WeChatError):
+    """40001 / 40014 / 42001: the access token we sent is not (or no longer) the latest."""
+
+    CODES = frozenset({40001, 40014, 42001})
+
+
+class WeChatRefreshTokenInvalid(WeChatError):
+    """61023: the authorizer_refresh_token is invalid; the account must authorize again."""
+
+    CODES = frozenset({61023})
+
+
+class WeChatQuotaExceeded(WeChatError):
+    """45009: daily quota reached."""
+
+    status = 503
+    CODES = frozenset({45009})
+
+
+class WeChatRateLimited(WeChatError):
+    """45011: per-minute limit."""
+
+    status = 429
+    CODES = frozenset({45011})
+
+
+class WeChatCodeInvalid(WeChatError):
+    """A code from the user (wx.login, OAuth, authorization) is invalid, expired or used."""
+
+    status = 400
+    CODES = frozenset({40029, 40163, 61009, 61010})
+
+
+class WeChatNotAuthorized(WeChatError):
+    """61003: the account has not authorized this platform."""
+
+    status = 403
+    CODES = frozenset({61003})
+
+
+class WeChatTicketInvalid(WeChatError):
+    """61005 / 61006: the component_verify_ticket expired or is unknown to WeChat."""
+
+    status = 503
+    CODES = frozenset({61005, 61006})
+
+
+class WeChatBusy(WeChatError):
+    """-1: system busy; retried with backoff."""
+
+    CODES = frozenset({-1})
+
+
+_BY_CODE: dict[int, type[WeChatError]] = {
+    code: cls
+    for cls in (
+        WeChatTokenInvalid,
+        WeChatRefreshTokenInvalid,
+        WeChatQuotaExceeded,
+        WeChatRateLimited,
+        WeChatCodeInvalid,
+        WeChatNotAuthorized,
+        WeChatTicketInvalid,
+        WeChatBusy,
+    )
+    for code in cls.CODES
+}
+
+
+def wechat_error(errcode: int, errmsg: str = "") -> WeChatError:
+    return _BY_CODE.get(errcode, WeChatError)(errcode, errmsg)

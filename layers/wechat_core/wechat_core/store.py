@@ -53,6 +53,48 @@ def _n(value: int | float) -> dict[str, Any]:
     return {"N": str(int(value))}
 
 
+def _value(value: Any) -> dict[str, Any]:
+    """A Python value in DynamoDB's wire format (strings, numbers, bools, lists, maps)."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": repr(value) if isinstance(value, float) else str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, list | tuple):
+        return {"L": [_value(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {str(k): _value(v) for k, v in value.items()}}
+    if value is None:
+        return {"NULL": True}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _plain(attribute: dict[str, Any]) -> Any:
+    """DynamoDB's wire format back to Python; numbers become int when whole, else float."""
+    ((kind, raw),) = attribute.items()
+    if kind == "S":
+        return raw
+    if kind == "N":
+        number = float(raw)
+        return int(number) if number.is_integer() and "." not in raw and "e" not in raw.lower() else number
+    if kind == "BOOL":
+        return bool(raw)
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [_plain(v) for v in raw]
+    if kind == "M":
+        return {k: _plain(v) for k, v in raw.items()}
+    if kind == "SS":
+        return set(raw)
+    raise TypeError(f"unexpected DynamoDB type {kind}")
+
+
+def plain_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in item.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class StoredTicket:
     ticket: str = field(repr=False)
@@ -110,6 +152,147 @@ class Store:
             received_at=int(item["received_at"]["N"]),
         )
 
+    # --- generic items ----------------------------------------------------------------------
+
+    def get(self, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        item = self.client.get_item(
+            TableName=self.table_name, Key={"pk": _s(self.pk), "sk": _s(sk)}, ConsistentRead=consistent
+        ).get("Item")
+        return plain_item(item) if item else None
+
+    def update(
+        self,
+        sk: str,
+        *,
+        set_values: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
+        add: dict[str, int] | None = None,
+        condition: str | None = None,
+        condition_values: dict[str, Any] | None = None,
+        return_new: bool = False,
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Conditional update. Returns (applied, new item if applied else the item that failed the condition).
+
+        Attribute names are always aliased (``#a``), so reserved words such as ``status`` are safe.
+        """
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+
+        def name(attr: str) -> str:
+            alias = f"#a{len(names)}"
+            names[alias] = attr
+            return alias
+
+        clauses = []
+        if set_values:
+            parts = []
+            for i, (attr, value) in enumerate(set_values.items()):
+                values[f":s{i}"] = _value(value)
+                parts.append(f"{name(attr)} = :s{i}")
+            clauses.append("SET " + ", ".join(parts))
+        if add:
+            parts = []
+            for i, (attr, amount) in enumerate(add.items()):
+                values[f":d{i}"] = _n(amount)
+                parts.append(f"{name(attr)} :d{i}")
+            clauses.append("ADD " + ", ".join(parts))
+        if remove:
+            clauses.append("REMOVE " + ", ".join(name(attr) for attr in remove))
+        kwargs: dict[str, Any] = {}
+        if condition:
+            # Conditions name attributes as {attr}; rewrite them to aliases.
+            cond = condition
+            for attr in sorted({p.split("}")[0] for p in condition.split("{")[1:]}):
+                cond = cond.replace("{" + attr + "}", name(attr))
+            kwargs["ConditionExpression"] = cond
+            for key, value in (condition_values or {}).items():
+                values[key] = _value(value)
+            kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(self.pk), "sk": _s(sk)},
+                UpdateExpression=" ".join(clauses),
+                ExpressionAttributeNames=names,
+                ReturnValues="ALL_NEW" if return_new else "NONE",
+                **kwargs,
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as error:
+            old: Any = error.response.get("Item")
+            return False, plain_item(old) if old else None
+        attributes = response.get("Attributes")
+        return True, plain_item(attributes) if attributes else None
+
+    def put_transient(
+        self, sk: str, attributes: dict[str, Any], ttl_seconds: int, *, only_new: bool = True
+    ) -> bool:
+        """A short-lived item (OAuth state, code mapping, session) that DynamoDB's TTL removes."""
+        item = {"pk": _s(self.pk), "sk": _s(sk), TTL_ATTRIBUTE: _n(clock.now() + ttl_seconds)}
+        item |= {k: _value(v) for k, v in attributes.items()}
+        kwargs: dict[str, Any] = {}
+        if only_new:
+            kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
+        try:
+            self.client.put_item(TableName=self.table_name, Item=item, **kwargs)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def get_transient(self, sk: str) -> dict[str, Any] | None:
+        """A transient item, or None when absent or past its expiry (TTL deletion lags)."""
+        item = self.get(sk)
+        if item is None or item.get(TTL_ATTRIBUTE, 0) <= clock.now():
+            return None
+        return item
+
+    def delete_transient(self, sk: str) -> dict[str, Any] | None:
+        """Delete and return a transient item that has not expired: single use, even under races."""
+        try:
+            response = self.client.delete_item(
+                TableName=self.table_name,
+                Key={"pk": _s(self.pk), "sk": _s(sk)},
+                ConditionExpression=f"attribute_exists(pk) AND {TTL_ATTRIBUTE} > :now",
+                ExpressionAttributeValues={":now": _n(clock.now())},
+                ReturnValues="ALL_OLD",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        attributes = response.get("Attributes")
+        return plain_item(attributes) if attributes else None
+
+    def query_prefix(
+        self, prefix: str, *, limit: int = 100, start: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        kwargs: dict[str, Any] = {}
+        if start:
+            kwargs["ExclusiveStartKey"] = {"pk": _s(self.pk), "sk": _s(start)}
+        response = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": _s(self.pk), ":prefix": _s(prefix)},
+            Limit=limit,
+            **kwargs,
+        )
+        last = response.get("LastEvaluatedKey")
+        return [plain_item(i) for i in response.get("Items", [])], (last["sk"]["S"] if last else None)
+
+    def query_due(
+        self, horizon: float, *, limit: int = 100, start: dict[str, Any] | None = None
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """Sort keys of items due by ``horizon``, oldest first, from the sparse due index."""
+        kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+        response = self.client.query(
+            TableName=self.table_name,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression="due_pk = :d AND due_at <= :h",
+            ExpressionAttributeValues={":d": _s(due_pk(self.component_appid)), ":h": _n(horizon)},
+            Limit=limit,
+            **kwargs,
+        )
+        return [i["sk"]["S"] for i in response.get("Items", [])], response.get("LastEvaluatedKey")
+
     # --- authorization events ----------------------------------------------------------------
 
     def record_authorization_event(self, event: Authorized | Unauthorized) -> bool:
@@ -143,13 +326,12 @@ class Store:
         }
         names = {"#status": "status"}
         if isinstance(event, Authorized):
+            # The code is exchanged right after (callback); the status moves to active only when
+            # the exchange stores the tokens, so a push arriving after the redirect changes nothing.
             update = (
                 "SET authorizer_appid = :appid, last_event = :type, last_event_time = :t, updated_at = :now, "
                 "authorization_code = :code, authorization_code_expires_at = :exp, "
-                # A new authorization code supersedes the stored refresh token (re-authorizing
-                # invalidates the old one), so the authorization waits for the exchange.
-                "#status = :pending "
-                "REMOVE revoked_at"
+                "#status = if_not_exists(#status, :pending)"
             )
             expires = event.authorization_code_expired_time or event.create_time + 3600
             values |= {":code": _s(event.authorization_code), ":exp": _n(expires), ":pending": _s("pending")}
@@ -157,7 +339,8 @@ class Store:
             update = (
                 "SET authorizer_appid = :appid, last_event = :type, last_event_time = :t, updated_at = :now, "
                 "#status = :revoked, revoked_at = :t "
-                "REMOVE due_pk, due_at, authorization_code, authorization_code_expires_at"
+                "REMOVE due_pk, due_at, authorization_code, authorization_code_expires_at, "
+                "access_token, refresh_token, expires_at"
             )
             values[":revoked"] = _s("revoked")
         try:

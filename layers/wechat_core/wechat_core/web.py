@@ -33,6 +33,45 @@ def raw_body(event: BaseProxyEvent, limit: int = MAX_BODY_BYTES) -> bytes:
     return data
 
 
+def header(event: BaseProxyEvent, name: str) -> str:
+    """A request header by case-insensitive name, or ""."""
+    wanted = name.lower()
+    return next((v for k, v in (event.headers or {}).items() if k.lower() == wanted), "")
+
+
+def public_base_url(event: BaseProxyEvent) -> str:
+    """Our own public base URL, for links WeChat sends browsers back to.
+
+    ``PUBLIC_BASE_URL`` wins (custom domains, proxies). Otherwise it is derived from the request:
+    API Gateway's default host needs the stage in the path; other hosts (custom domains,
+    ``sam local``) do not.
+    """
+    import os  # noqa: PLC0415
+
+    configured = os.environ.get("PUBLIC_BASE_URL", "").strip()
+    if configured:
+        return configured.rstrip("/")
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    host = headers.get("host", "")
+    if not host:
+        raise BadRequest("missing Host header")
+    proto = headers.get("x-forwarded-proto", "https").split(",")[0].strip()
+    stage = (event.raw_event.get("requestContext") or {}).get("stage", "")
+    on_default_host = host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+    return f"{proto}://{host}/{stage}" if on_default_host and stage else f"{proto}://{host}"
+
+
+def html_page(title: str, body_html: str, status: int = 200) -> Response[Any]:
+    from aws_lambda_powertools.event_handler import Response, content_types  # noqa: PLC0415
+
+    page = (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{title}</title></head><body>{body_html}</body></html>"
+    )
+    return Response(status_code=status, content_type=content_types.TEXT_HTML, body=page)
+
+
 def error_response(error: ServiceError) -> Response[Any]:
     from aws_lambda_powertools.event_handler import Response, content_types  # noqa: PLC0415
 

@@ -1,0 +1,50 @@
+"""Admin Lambda (IAM-authorized routes): the token service and authorization management."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from wechat_core import admin, web
+from wechat_core.errors import BadRequest
+
+app = APIGatewayRestResolver()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+web.install_error_handler(app, logger)
+
+
+@app.get("/wechat/authorizers/<appid>/token")
+def authorizer_token(appid: str) -> dict[str, Any]:
+    return admin.authorizer_access_token(appid)
+
+
+@app.get("/wechat/component/token")
+def component_token() -> dict[str, Any]:
+    return admin.component_access_token()
+
+
+@app.get("/wechat/authorizers")
+def authorizers() -> dict[str, Any]:
+    query = app.current_event.query_string_parameters or {}
+    try:
+        limit = int(query.get("limit", "100"))
+    except ValueError:
+        raise BadRequest("limit must be an integer") from None
+    return admin.list_authorizers(limit, query.get("next"))
+
+
+@app.post("/wechat/authorizers/recover")
+def recover() -> dict[str, Any]:
+    return admin.recover()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

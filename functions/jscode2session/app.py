@@ -1,0 +1,84 @@
+"""jscode2session Lambda: Mini Program login through the platform, and user-data decryption."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from wechat_core import miniprogram, web
+from wechat_core.errors import BadRequest, UnsupportedMediaType
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+def _cors() -> CORSConfig | None:
+    origins = [o.strip() for o in os.environ.get("ALLOWED_ORIGINS", "").split(",") if o.strip()]
+    if not origins:
+        return None  # Mini Programs call from WeChat's client, which sends no Origin
+    return CORSConfig(
+        allow_origin=origins[0],
+        extra_origins=origins[1:],
+        allow_headers=["Content-Type", "Authorization"],
+        max_age=600,
+    )
+
+
+app = APIGatewayRestResolver(cors=_cors())
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+web.install_error_handler(app, logger)
+
+
+def _json_body() -> dict[str, Any]:
+    event = app.current_event
+    content_type = web.header(event, "Content-Type")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    raw = web.raw_body(event, limit=MAX_BODY_BYTES)
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def _session_token(body: dict[str, Any]) -> str:
+    header = next(
+        (v for k, v in (app.current_event.headers or {}).items() if k.lower() == "authorization"), ""
+    )
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    token = body.get("session_token")
+    return token if isinstance(token, str) else ""
+
+
+@app.post("/wechat/miniprogram/<appid>/login", cors=True)
+def login(appid: str) -> dict[str, Any]:
+    code = _json_body().get("code")
+    if not isinstance(code, str) or not code:
+        raise BadRequest("missing code")
+    return miniprogram.login(appid, code).as_response()
+
+
+@app.post("/wechat/miniprogram/<appid>/decrypt", cors=True)
+def decrypt(appid: str) -> dict[str, Any]:
+    body = _json_body()
+    data = miniprogram.decrypt_user_data(
+        appid, _session_token(body), body.get("encryptedData"), body.get("iv")
+    )
+    return {"data": data}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,84 @@
+"""Pre-auth Lambda: authorization links, and the redirect that finishes an authorization."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+from urllib.parse import urlencode
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from wechat_core import authorization, web
+from wechat_core.config import settings
+from wechat_core.errors import BadRequest
+
+app = APIGatewayRestResolver()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+web.install_error_handler(app, logger)
+
+
+@app.get("/wechat/component/authorize")
+def authorize() -> Response[Any]:
+    query = app.current_event.query_string_parameters or {}
+    answer = query.get("format", "html")
+    if answer not in ("html", "json", "redirect"):
+        raise BadRequest("format must be html, json or redirect")
+    if query.get("mobile", "0") not in ("0", "1"):
+        raise BadRequest("mobile must be 0 or 1")
+    link = authorization.create_link(
+        web.public_base_url(app.current_event),
+        auth_type=query.get("auth_type"),
+        biz_appid=query.get("biz_appid"),
+        category_list=query.get("category_list") or query.get("category_id_list"),
+        mobile=query.get("mobile") == "1",
+    )
+    if answer == "json":
+        return Response(
+            200,
+            content_types.APPLICATION_JSON,
+            {"url": link.url, "expires_in": link.expires_in, "mobile": link.mobile},
+            headers={"Cache-Control": "no-store"},
+        )
+    if answer == "redirect":
+        return Response(
+            302, content_types.TEXT_PLAIN, "", headers={"Location": link.url, "Cache-Control": "no-store"}
+        )
+    # WeChat checks that the click comes from the registered authorization-page domain (this page).
+    href = html.escape(link.url, quote=True)
+    return web.html_page(
+        "授权 / Authorize",
+        f'<p><a id="authorize" href="{href}">授权给第三方平台 / Authorize this platform</a></p>'
+        f"<p>The link is valid for {link.expires_in // 60} minutes and can be used once.</p>",
+    )
+
+
+@app.get("/wechat/component/authorized")
+def authorized() -> Response[Any]:
+    query = app.current_event.query_string_parameters or {}
+    state = authorization.check_state(query.get("state"))
+    code = query.get("auth_code")
+    if not code:
+        raise BadRequest("authorization refused or auth_code missing")
+    if len(code) > 512:
+        raise BadRequest("malformed auth_code")
+    result = authorization.complete(code, issued_after=float(state["created_at"]))
+    target = settings().authorized_redirect_url
+    if target:
+        separator = "&" if "?" in target else "?"
+        location = f"{target}{separator}{urlencode({'authorizer_appid': result.authorizer_appid})}"
+        return Response(302, content_types.TEXT_PLAIN, "", headers={"Location": location})
+    return web.html_page(
+        "已授权 / Authorized",
+        f"<p>授权成功 / Authorization complete: {html.escape(result.authorizer_appid)}</p>",
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,26 @@
+"""Refresher Lambda, on an EventBridge schedule: the component token and every due authorizer token."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from wechat_core import refresher
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = refresher.run(
+        context.get_remaining_time_in_millis,
+        lookahead_seconds=float(os.environ.get("REFRESH_LOOKAHEAD_SECONDS", "300")),
+        concurrency=int(os.environ.get("REFRESH_CONCURRENCY", "16")),
+    )
+    return report.as_dict()

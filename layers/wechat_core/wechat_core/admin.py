@@ -1,0 +1,65 @@
+"""The token service and admin views: business systems take tokens here instead of refreshing them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wechat_core import authorization, clock, runtime
+from wechat_core.errors import BadRequest
+from wechat_core.tokens import AuthorizerToken, ComponentToken
+
+PUBLIC_FIELDS = (
+    "authorizer_appid",
+    "status",
+    "authorized_at",
+    "revoked_at",
+    "needs_reauth_at",
+    "expires_at",
+    "refreshed_at",
+    "func_info",
+    "info",
+    "last_error",
+)
+
+
+def authorizer_access_token(authorizer_appid: str) -> dict[str, Any]:
+    if not authorization.APPID.fullmatch(authorizer_appid):
+        raise BadRequest("appid must be wx + 16 characters")
+    token = AuthorizerToken(authorizer_appid)
+    value = token.get()
+    item = token.store.get(token.sk) or {}
+    expires_at = int(item.get("expires_at", 0)) if item.get("access_token") == value else 0
+    return {
+        "authorizer_appid": authorizer_appid,
+        "authorizer_access_token": value,
+        "expires_at": expires_at,
+        "expires_in": max(0, expires_at - int(clock.now())),
+    }
+
+
+def component_access_token() -> dict[str, Any]:
+    token = ComponentToken()
+    value = token.get()
+    item = token.store.get(token.sk) or {}
+    expires_at = int(item.get("expires_at", 0)) if item.get("access_token") == value else 0
+    return {
+        "component_access_token": value,
+        "expires_at": expires_at,
+        "expires_in": max(0, expires_at - int(clock.now())),
+    }
+
+
+def list_authorizers(limit: int = 100, after: str | None = None) -> dict[str, Any]:
+    if not 1 <= limit <= 500:
+        raise BadRequest("limit must be between 1 and 500")
+    if after is not None and not authorization.APPID.fullmatch(after):
+        raise BadRequest("next must be an appid from a previous page")
+    items, last = runtime.store().query_prefix(
+        "authorizer#", limit=limit, start=f"authorizer#{after}" if after else None
+    )
+    rows = [{k: item[k] for k in PUBLIC_FIELDS if k in item} for item in items]
+    return {"authorizers": rows, "next": last.removeprefix("authorizer#") if last else None}
+
+
+def recover() -> dict[str, int]:
+    return authorization.recover_from_authorizer_list()

@@ -1,0 +1,163 @@
+"""Mini Program login through the platform (``sns/component/jscode2session``) and user-data decryption.
+
+The ``session_key`` never leaves the server: it is stored under a hash of a session token of
+ours (so a table dump reveals no usable token) with a TTL, and only that session token is
+returned. Encrypted user data (``getPhoneNumber``, ``getUserInfo``) is AES-128-CBC with the
+``session_key`` as key and the given ``iv``, PKCS#7-padded JSON with a ``watermark``
+(doc: https://developers.weixin.qq.com/miniprogram/dev/framework/open-ability/signature.html).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from wechat_core import clock, runtime
+from wechat_core.config import settings
+from wechat_core.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from wechat_core.store import authorizer_sk
+from wechat_core.tokens import ComponentToken
+from wechat_core.wechat_api import client
+
+logger = Logger(child=True)
+metrics = Metrics()
+
+APPID = re.compile(r"wx[0-9a-zA-Z]{16}")
+JS_CODE = re.compile(r"[0-9A-Za-z_\-]{8,128}")
+SESSION_TOKEN = re.compile(r"[0-9A-Za-z_\-]{32,64}")
+SESSION_TTL_SECONDS = 7 * 24 * 3600
+USER_DATA_MAX_AGE_SECONDS = 3600
+
+
+class SessionNotFound(Unauthorized):
+    reason = "unknown or expired session"
+
+
+def _session_sk(session_token: str) -> str:
+    return "session#" + hashlib.sha256(session_token.encode()).hexdigest()
+
+
+def check_authorized_mini_program(appid: str) -> None:
+    """Only authorized, non-revoked accounts log in; the check costs one read and no WeChat call."""
+    if not APPID.fullmatch(appid):
+        raise BadRequest("appid must be wx + 16 characters")
+    item = runtime.store().get(authorizer_sk(appid), consistent=False)
+    if item is None:
+        raise NotFound("this Mini Program has not authorized the platform")
+    if item.get("status") != "active":
+        raise Forbidden("this Mini Program's authorization is not active")
+    kind = (item.get("info") or {}).get("kind")
+    if kind not in (None, "mini_program"):
+        raise BadRequest("this account is not a Mini Program")
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    openid: str
+    unionid: str | None
+    session_token: str
+    expires_in: int
+
+    def as_response(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "openid": self.openid,
+            "session_token": self.session_token,
+            "expires_in": self.expires_in,
+        }
+        if self.unionid:
+            body["unionid"] = self.unionid
+        return body
+
+
+def login(appid: str, js_code: str) -> Login:
+    check_authorized_mini_program(appid)
+    if not JS_CODE.fullmatch(js_code):
+        raise BadRequest("code must be the string wx.login gave")
+    data = client().get(
+        "/sns/component/jscode2session",
+        {
+            "appid": appid,
+            "js_code": js_code,
+            "grant_type": "authorization_code",
+            "component_appid": settings().component_appid,
+        },
+        token=ComponentToken(),
+    )
+    openid, session_key = data.get("openid"), data.get("session_key")
+    if not openid or not session_key:
+        raise BadRequest("WeChat gave no session for this code")
+    session_token = secrets.token_urlsafe(32)
+    unionid = data.get("unionid") or None
+    runtime.store().put_transient(
+        _session_sk(session_token),
+        {
+            "kind": "miniprogram_session",
+            "appid": appid,
+            "openid": str(openid),
+            "unionid": unionid,
+            "session_key": str(session_key),
+            "created_at": clock.now(),
+        },
+        SESSION_TTL_SECONDS,
+    )
+    metrics.add_metric("MiniProgramLogin", MetricUnit.Count, 1)
+    logger.info("mini program login", extra={"appid": appid, "has_unionid": bool(unionid)})
+    return Login(str(openid), unionid, session_token, SESSION_TTL_SECONDS)
+
+
+def _b64(value: Any, name: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"missing {name}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"{name} is not valid base64") from None
+
+
+def decrypt_user_data(appid: str, session_token: str, encrypted_data: Any, iv: Any) -> dict[str, Any]:
+    """Decrypt ``encryptedData`` for a session of this Mini Program; the watermark must match."""
+    from Crypto.Cipher import AES  # noqa: PLC0415
+
+    if not APPID.fullmatch(appid):
+        raise BadRequest("appid must be wx + 16 characters")
+    if not SESSION_TOKEN.fullmatch(session_token or ""):
+        raise SessionNotFound
+    session = runtime.store().get_transient(_session_sk(session_token))
+    if session is None or session.get("kind") != "miniprogram_session":
+        raise SessionNotFound
+    if session.get("appid") != appid:
+        raise Forbidden("session belongs to another Mini Program")
+    ciphertext, iv_bytes = _b64(encrypted_data, "encryptedData"), _b64(iv, "iv")
+    if len(iv_bytes) != 16 or not ciphertext or len(ciphertext) % 16 or len(ciphertext) > 16 * 1024:
+        raise BadRequest("encryptedData or iv has the wrong length")
+    key = base64.b64decode(str(session["session_key"]))
+    plain = AES.new(key, AES.MODE_CBC, iv_bytes).decrypt(ciphertext)
+    pad = plain[-1]
+    if not 1 <= pad <= 16 or plain[-pad:] != bytes([pad]) * pad:
+        raise BadRequest("cannot decrypt encryptedData with this session")
+    try:
+        data = json.loads(plain[:-pad].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("cannot decrypt encryptedData with this session") from None
+    if not isinstance(data, dict):
+        raise BadRequest("decrypted data is not an object")
+    watermark = data.get("watermark") or {}
+    if watermark.get("appid") != appid:
+        metrics.add_metric("UserDataWatermarkMismatch", MetricUnit.Count, 1)
+        raise Forbidden("watermark appid does not match this Mini Program")
+    try:
+        age = abs(clock.now() - float(watermark.get("timestamp", "")))
+    except (TypeError, ValueError):
+        raise BadRequest("watermark has no timestamp") from None
+    if age > USER_DATA_MAX_AGE_SECONDS:
+        raise BadRequest("watermark timestamp is too old")
+    return data

@@ -1,0 +1,196 @@
+"""The WeChat HTTP client: one ``requests`` session, timeouts, errcodes as typed exceptions.
+
+- ``-1``, HTTP 5xx, timeouts and connection errors: bounded retries with full jitter.
+- A connection failure to the default host switches to WeChat's disaster-recovery host
+  ``api2.weixin.qq.com`` ("通用异地容灾域名", doc Basic_Information/Interface_field_description).
+- A call made with a stored token that WeChat calls invalid (40001/40014/42001) invalidates that
+  exact token through its ``TokenSource`` (conditional on its value, so a newer token survives)
+  and is retried once with a fresh token.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from wechat_core.config import DEFAULT_API_BASE, settings
+from wechat_core.errors import UpstreamError, WeChatBusy, WeChatError, WeChatTokenInvalid, wechat_error
+
+if TYPE_CHECKING:
+    import requests
+
+logger = Logger(child=True)
+metrics = Metrics()
+
+DISASTER_RECOVERY_BASE = "https://api2.weixin.qq.com"
+
+
+class TokenSource(Protocol):
+    """Where a call gets its access token, and how it reports one WeChat refused."""
+
+    query_name: str
+
+    def get(self) -> str: ...
+
+    def invalidate(self, token: str) -> None: ...
+
+
+class WeChatClient:
+    def __init__(
+        self,
+        api_base: str,
+        fallback_base: str | None = None,
+        *,
+        session: requests.Session | None = None,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 5.0,
+        max_attempts: int = 3,
+        backoff_seconds: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api_base = api_base.rstrip("/")
+        self.fallback_base = fallback_base.rstrip("/") if fallback_base else None
+        self._session = session
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self._sleep = sleep
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            import requests  # noqa: PLC0415 - keep cold start light
+
+            self._session = requests.Session()
+            self._session.headers["User-Agent"] = "wechat-component/1"
+        return self._session
+
+    # --- public ----------------------------------------------------------------------------
+
+    def post(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        params: Mapping[str, str] | None = None,
+        token: TokenSource | None = None,
+    ) -> dict[str, Any]:
+        return self._with_token("POST", path, params, body, token)
+
+    def get(
+        self, path: str, params: Mapping[str, str] | None = None, *, token: TokenSource | None = None
+    ) -> dict[str, Any]:
+        return self._with_token("GET", path, params, None, token)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _with_token(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        token: TokenSource | None,
+    ) -> dict[str, Any]:
+        if token is None:
+            return self._request(method, path, dict(params or {}), body)
+        value = token.get()
+        try:
+            return self._request(method, path, {**(params or {}), token.query_name: value}, body)
+        except WeChatTokenInvalid as error:
+            logger.warning(
+                "token refused by WeChat, refreshing once", extra={"errcode": error.errcode, "path": path}
+            )
+            token.invalidate(value)
+            fresh = token.get()
+            return self._request(method, path, {**(params or {}), token.query_name: fresh}, body)
+
+    def _request(
+        self, method: str, path: str, params: dict[str, str], body: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        import requests  # noqa: PLC0415
+
+        base = self.api_base
+        last: Exception | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            if attempt > 1:
+                # Full jitter: concurrent Lambdas that failed together do not retry together.
+                self._sleep(random.uniform(0, self.backoff_seconds * 2 ** (attempt - 2)))  # noqa: S311
+            try:
+                response = self.session.request(
+                    method,
+                    base + path,
+                    params=params,
+                    json=body if body is not None else None,
+                    timeout=self.timeout,
+                )
+            except requests.ConnectionError as error:
+                last = error
+                if (
+                    self.fallback_base
+                    and base != self.fallback_base
+                    and not isinstance(error, requests.ConnectTimeout | requests.ReadTimeout)
+                ):
+                    logger.warning("WeChat host unreachable, switching to the disaster-recovery host")
+                    base = self.fallback_base
+                metrics.add_metric("WeChatConnectionError", MetricUnit.Count, 1)
+                continue
+            except requests.Timeout as error:
+                last = error
+                metrics.add_metric("WeChatTimeout", MetricUnit.Count, 1)
+                continue
+            if response.status_code >= 500:
+                last = UpstreamError(f"WeChat answered HTTP {response.status_code}")
+                metrics.add_metric("WeChatHttp5xx", MetricUnit.Count, 1)
+                continue
+            try:
+                data = response.json()
+            except ValueError:
+                last = UpstreamError("WeChat answered something that is not JSON")
+                continue
+            if not isinstance(data, dict):
+                raise UpstreamError("WeChat answered an unexpected JSON value")
+            errcode = data.get("errcode", 0)
+            if errcode in (0, None):
+                return data
+            refusal = wechat_error(int(errcode), str(data.get("errmsg", "")))
+            metrics.add_metric(f"WeChatErrcode.{errcode}", MetricUnit.Count, 1)
+            if isinstance(refusal, WeChatBusy):
+                last = refusal
+                continue
+            raise refusal
+        logger.error("WeChat call failed after retries", extra={"path": path, "attempts": self.max_attempts})
+        if isinstance(last, WeChatError):
+            raise last
+        raise UpstreamError from last
+
+
+_client: WeChatClient | None = None
+
+
+def client() -> WeChatClient:
+    """The process-wide client, configured from the environment."""
+    global _client  # noqa: PLW0603 - one session per process keeps connections warm
+    if _client is None:
+        conf = settings()
+        fallback = conf.wechat_api_fallback_base
+        if fallback is None and conf.wechat_api_base == DEFAULT_API_BASE:
+            fallback = DISASTER_RECOVERY_BASE
+        _client = WeChatClient(
+            conf.wechat_api_base,
+            fallback or None,
+            max_attempts=conf.wechat_max_attempts,
+            backoff_seconds=conf.wechat_backoff_seconds,
+            read_timeout=conf.wechat_read_timeout_seconds,
+        )
+    return _client
+
+
+def reset() -> None:
+    global _client  # noqa: PLW0603
+    _client = None

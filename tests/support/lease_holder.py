@@ -1,0 +1,31 @@
+"""A refresher that takes the lease and then hangs mid-refresh, until the test kills it.
+
+Run as ``python -m tests.support.lease_holder component|authorizer:<appid>`` with the service's
+environment. It prints ``LEASED`` once it holds the lease, then blocks on stdin.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from wechat_core.tokens import AuthorizerToken, ComponentToken, Fetched, LeasedToken
+
+
+def main() -> None:
+    target = sys.argv[1]
+    token: LeasedToken = (
+        ComponentToken() if target == "component" else AuthorizerToken(target.removeprefix("authorizer:"))
+    )
+
+    def hang(item: dict[str, Any]) -> Fetched:
+        print("LEASED", flush=True)
+        sys.stdin.read()  # blocks until killed
+        raise SystemExit(1)
+
+    token.fetch = hang  # type: ignore[method-assign]
+    token.get()
+
+
+if __name__ == "__main__":
+    main()
