@@ -58,3 +58,24 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+# --- sam local: the whole stack on this machine (scripts/local_stack.py) ------------------------
+.PHONY: engine local demo
+
+# A container engine for sam local (Docker, Finch, else podman set up here) and the Lambda
+# python3.12 base image (pulled, else built offline). Last line: DOCKER_HOST=... for `export`.
+engine: venv
+	@line="$$(scripts/container-engine.sh | tail -n 1)" && export "$$line" && \
+		scripts/lambda-base-image.sh >/dev/null && echo "$$line"
+
+# sam build + sam local start-api (warm containers), moto, the WeChat simulator; Ctrl-C stops all.
+local: venv
+	$(BIN)/python scripts/local_stack.py
+
+# A walk through the product against the stack `make local` runs (in another terminal).
+demo: venv
+	$(BIN)/python scripts/demo.py
+
+# The real handlers in Lambda containers (they also run in `make test`: pytest collects tests/e2e).
+e2e: venv
+	$(BIN)/pytest -m e2e
