@@ -59,13 +59,13 @@ def authorize() -> Response[Any]:
 @app.get("/wechat/component/authorized")
 def authorized() -> Response[Any]:
     query = app.current_event.query_string_parameters or {}
-    state = authorization.check_state(query.get("state"))
+    authorization.check_state(query.get("state"))
     code = query.get("auth_code")
     if not code:
         raise BadRequest("authorization refused or auth_code missing")
     if len(code) > 512:
         raise BadRequest("malformed auth_code")
-    result = authorization.complete(code, issued_after=float(state["created_at"]))
+    result = authorization.complete(code)
     target = settings().authorized_redirect_url
     if target:
         separator = "&" if "?" in target else "?"

@@ -116,17 +116,20 @@ class Authorization:
     func_info: tuple[int, ...] = ()
 
 
-def complete(code: str, *, issued_after: float, authorizer_appid: str | None = None) -> Authorization:
+def complete(code: str, *, authorizer_appid: str | None = None) -> Authorization:
     """Exchange an authorization code and store the authorization; idempotent per code.
 
-    ``issued_after`` is a time the code is known to be newer than (the push's CreateTime, or
-    when the link was made): an authorization revoked later than that is not brought back.
+    A revocation is kept when it is newer than the exchange: WeChat voids unused codes when an
+    account revokes, so a code it still accepts proves the account authorized again after any
+    revocation recorded before the exchange started; one recorded later (a revocation pushed
+    meanwhile) stands.
     """
     store = runtime.store()
     code_sk = _code_sk(code)
     mapped = store.get_transient(code_sk)
     if mapped is not None:
         return Authorization(str(mapped["authorizer_appid"]), newly_stored=False)
+    started = int(clock.now())
     try:
         data = component_api.api_query_auth(code, ComponentToken(store))
     except WeChatCodeInvalid:
@@ -175,8 +178,8 @@ def complete(code: str, *, issued_after: float, authorizer_appid: str | None = N
             "last_error",
             "failures",
         ),
-        condition="attribute_not_exists({revoked_at}) OR {revoked_at} < :issued",
-        condition_values={":issued": int(issued_after)},
+        condition="attribute_not_exists({revoked_at}) OR {revoked_at} <= :started",
+        condition_values={":started": started},
     )
     if not applied:
         metrics.add_metric("AuthorizationAfterRevocationRefused", MetricUnit.Count, 1)

@@ -57,9 +57,7 @@ def dispatch(event: ComponentEvent) -> dict[str, Any]:
         case Authorized():
             changed = store.record_authorization_event(event)
             outcome |= {"authorizer_appid": event.authorizer_appid, "applied": changed}
-            outcome["exchanged"] = _exchange(
-                event.authorization_code, event.create_time, event.authorizer_appid
-            )
+            outcome["exchanged"] = _exchange(event.authorization_code, event.authorizer_appid)
             metrics.add_metric(f"AuthorizationEvent.{event.info_type}", MetricUnit.Count, 1)
         case Unauthorized():
             changed = store.record_authorization_event(event)
@@ -68,7 +66,7 @@ def dispatch(event: ComponentEvent) -> dict[str, Any]:
         case FastRegister():
             outcome |= {"status": event.status, "registered_appid": event.registered_appid}
             if event.status == 0 and event.auth_code:
-                outcome["exchanged"] = _exchange(event.auth_code, event.create_time, event.registered_appid)
+                outcome["exchanged"] = _exchange(event.auth_code, event.registered_appid)
             metrics.add_metric("FastRegisterEvent", MetricUnit.Count, 1)
         case _:
             metrics.add_metric("UnknownComponentEvent", MetricUnit.Count, 1)
@@ -77,11 +75,11 @@ def dispatch(event: ComponentEvent) -> dict[str, Any]:
     return outcome
 
 
-def _exchange(code: str, create_time: int, authorizer_appid: str | None) -> bool:
+def _exchange(code: str, authorizer_appid: str | None) -> bool:
     """Exchange a pushed authorization code. A code WeChat refuses is logged and answered ``success``
     (retrying cannot help); anything transient raises, so WeChat re-sends the push."""
     try:
-        authorization.complete(code, issued_after=create_time, authorizer_appid=authorizer_appid)
+        authorization.complete(code, authorizer_appid=authorizer_appid)
     except (WeChatCodeInvalid, Conflict) as error:
         metrics.add_metric("AuthorizationCodeRefused", MetricUnit.Count, 1)
         logger.error("pushed authorization code not exchanged", extra={"reason": error.reason})

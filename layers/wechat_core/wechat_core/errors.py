@@ -130,8 +130,23 @@ class WeChatError(ServiceError):
 
     def __init__(self, errcode: int, errmsg: str = "") -> None:
         self.errcode = errcode
-        self.errmsg = errmsg
-        super().__init__(f"WeChat error {errcode}: {errmsg}".strip())
+        self.errmsg = errmsg  # for logs; callers get our own words
+        super().__init__(f"{_MEANINGS.get(errcode, self.reason)} (WeChat errcode {errcode})")
+
+
+_MEANINGS = {
+    -1: "WeChat is busy",
+    40029: "invalid code",
+    40163: "code already used",
+    45009: "WeChat daily quota reached",
+    45011: "too many requests for this account, try again in a minute",
+    61003: "the account has not authorized this platform",
+    61005: "component_verify_ticket expired",
+    61006: "component_verify_ticket unknown to WeChat",
+    61009: "invalid authorization code",
+    61010: "authorization code expired",
+    61023: "the account must authorize again",
+}
 
 
 class WeChatTokenInvalid(WeChatError):

@@ -29,6 +29,7 @@ from wechat_core.errors import (
     NoTicket,
     TokenBusy,
     WeChatNotAuthorized,
+    WeChatQuotaExceeded,
     WeChatRefreshTokenInvalid,
     WeChatTicketInvalid,
 )
@@ -282,6 +283,8 @@ class AuthorizerToken(LeasedToken):
         component = ComponentToken(self.store)
         try:
             data = component_api.api_authorizer_token(self.authorizer_appid, refresh_token, component)
+        except WeChatQuotaExceeded:
+            raise  # refused before anything happened
         except WeChatRefreshTokenInvalid:
             recovered = self._recover_refresh_token(component)
             if recovered is None or recovered == refresh_token:
@@ -297,6 +300,12 @@ class AuthorizerToken(LeasedToken):
             except WeChatRefreshTokenInvalid:
                 self._mark_needs_reauthorization(str(item["lease_owner"]))
                 raise
+        except Exception:
+            # WeChat may have rotated the refresh token and the answer was lost on the way (a
+            # timeout, a 5xx, a dropped connection): keep the one WeChat holds now, so the
+            # table never holds a refresh token WeChat no longer accepts.
+            self._keep_current_refresh_token(component, refresh_token, str(item["lease_owner"]))
+            raise
         return Fetched(
             str(data["authorizer_access_token"]),
             int(data.get("expires_in", 7200)),
@@ -313,6 +322,27 @@ class AuthorizerToken(LeasedToken):
             return None
         token = info.get("authorization_info", {}).get("authorizer_refresh_token")
         return str(token) if token else None
+
+    def _keep_current_refresh_token(self, component: ComponentToken, stored: str, owner: str) -> None:
+        try:
+            current = self._recover_refresh_token(component)
+            if current is None or current == stored:
+                return
+            applied, _ = self.store.update(
+                self.sk,
+                set_values={"refresh_token": current},
+                condition="{lease_owner} = :owner AND {refresh_token} = :stored",
+                condition_values={":owner": owner, ":stored": stored},
+            )
+        except Exception:  # best effort: the next refresh recovers through 61023
+            logger.warning("refresh token check after a failed refresh failed", exc_info=True)
+            return
+        if applied:
+            metrics.add_metric("RefreshTokenRecovered", MetricUnit.Count, 1)
+            logger.warning(
+                "refresh token rotated by a refresh whose answer was lost; kept WeChat's current one",
+                extra={"appid": self.authorizer_appid},
+            )
 
     def _mark_needs_reauthorization(self, owner: str) -> None:
         now = clock.now()
