@@ -1,7 +1,8 @@
 """A refresher that takes the lease and then hangs mid-refresh, until the test kills it.
 
-Run as ``python -m tests.support.lease_holder component|authorizer:<appid>`` with the service's
-environment. It prints ``LEASED`` once it holds the lease, then blocks on stdin.
+Run as ``python -m tests.support.lease_holder component|authorizer:<appid>[:fetch]`` with the
+service's environment. It prints ``LEASED`` once it holds the lease (with ``:fetch``, once WeChat
+has also answered, so a rotated refresh token exists only in this process), then blocks on stdin.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from wechat_core.tokens import AuthorizerToken, ComponentToken, Fetched, LeasedT
 
 
 def main() -> None:
-    target = sys.argv[1]
+    fetch_first = sys.argv[1].endswith(":fetch")
+    target = sys.argv[1].removesuffix(":fetch")
     token: LeasedToken = (
         ComponentToken() if target == "component" else AuthorizerToken(target.removeprefix("authorizer:"))
     )
+    real_fetch = token.fetch
 
     def hang(item: dict[str, Any]) -> Fetched:
+        if fetch_first:
+            real_fetch(item)
         print("LEASED", flush=True)
         sys.stdin.read()  # blocks until killed
         raise SystemExit(1)

@@ -68,3 +68,39 @@ def test_layer_has_no_boto3_and_is_pinned() -> None:
     dev = normal((ROOT / "requirements-dev.txt").read_text())
     for line in lines:
         assert normal(line) in dev, f"{line} differs between the layer and requirements-dev.txt"
+
+
+def test_admin_routes_need_iam_and_public_routes_do_not() -> None:
+    resources = template()["Resources"]
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in resource["Properties"].get("Events", {}).values():
+            if event["Type"] != "Api":
+                continue
+            auth = event["Properties"].get("Auth", {}).get("Authorizer")
+            assert (auth == "AWS_IAM") == (name == "AdminFunction"), (name, event["Properties"]["Path"])
+
+
+def test_functions_share_one_least_privilege_policy() -> None:
+    resources = template()["Resources"]
+    statements = resources["ServiceAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    actions = {
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert actions == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "secretsmanager:GetSecretValue",
+    }
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert resource["Properties"]["Policies"] == [{"Ref": "ServiceAccessPolicy"}]
+
+
+def test_every_wechat_host_is_configurable() -> None:
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert {"WECHAT_API_BASE", "WECHAT_MP_BASE", "WECHAT_OPEN_BASE"} <= set(variables)

@@ -88,6 +88,10 @@ class _Run:
 
 def _refresh_one(run: _Run, sk: str) -> None:
     store, report, lock, quota_hit = run.store, run.report, run.lock, run.quota_hit
+    if quota_hit.is_set():
+        with lock:
+            report.due -= 1  # queued before the quota ran out: left for the next run
+        return
     appid = sk.removeprefix("authorizer#")
     token = AuthorizerToken(appid, store)
     leased = token.take_due_lease(run.horizon)
