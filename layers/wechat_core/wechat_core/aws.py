@@ -32,7 +32,13 @@ def dynamodb() -> DynamoDBClient:
     from botocore.config import Config  # noqa: PLC0415
 
     # Short timeouts: a Lambda behind WeChat's 5-second limit cannot wait on a stuck connection.
-    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+    # The pool holds a connection per refresher thread (REFRESH_CONCURRENCY, at most 32).
+    config = Config(
+        connect_timeout=2,
+        read_timeout=5,
+        retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=32,
+    )
     return boto3.client("dynamodb", config=config)
 
 

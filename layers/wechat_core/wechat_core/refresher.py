@@ -33,6 +33,7 @@ metrics = Metrics()
 FAILURE_BACKOFF_SECONDS = 60  # doubled per consecutive failure
 MAX_BACKOFF_SECONDS = 15 * 60
 QUOTA_BACKOFF_SECONDS = 30 * 60
+MAX_CONCURRENCY = 32  # the HTTP and DynamoDB connection pools hold this many
 
 
 @dataclass
@@ -151,6 +152,7 @@ def run(
 ) -> Report:
     """One scheduled run. Stops taking new work when less than ``safety_millis`` remain."""
     store = store or runtime.store()
+    concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
     report = Report()
     if not refresh_component_token(store, report):
         metrics.add_metric("RefresherStopped", MetricUnit.Count, 1)

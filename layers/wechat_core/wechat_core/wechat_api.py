@@ -68,6 +68,10 @@ class WeChatClient:
 
             self._session = requests.Session()
             self._session.headers["User-Agent"] = "wechat-component/1"
+            # One kept-alive connection per refresher thread (REFRESH_CONCURRENCY, at most 32).
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=32)
+            self._session.mount("https://", adapter)
+            self._session.mount("http://", adapter)
         return self._session
 
     # --- public ----------------------------------------------------------------------------
