@@ -3,9 +3,6 @@ lost, errors by meaning, the scheduled refresher over the due index, and the tok
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,11 +16,11 @@ from wechat_core.tokens import AuthorizerToken, AuthorizerUnavailable, Component
 from wechat_simulator import Simulator
 
 from tests.conftest import FixedClock
+from tests.support import lease_holder
 from tests.support.aws import Resources
 from tests.support.flows import accepted_refresh_tokens, add_fault, authorize, authorizer, calls, give_ticket
 from tests.support.gateway import Gateway
 from tests.support.lambdas import LambdaContext, load_function
-from tests.support.template import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -69,17 +66,6 @@ def test_fresh_token_is_served_without_upstream_calls(appid: str, simulator: Sim
     assert calls(simulator, "api_authorizer_token") == 0
 
 
-def _holder(target: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.support.lease_holder", target],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-
-
 @pytest.mark.parametrize("when", ["before-upstream", "after-upstream"])
 def test_killed_lease_holder_is_taken_over_and_no_refresh_token_is_lost(
     appid: str, simulator: Simulator, fixed_clock: FixedClock, when: str
@@ -89,7 +75,7 @@ def test_killed_lease_holder_is_taken_over_and_no_refresh_token_is_lost(
     WeChat's current refresh token if it has to."""
     simulator.set_rotation(appid, enabled=True, grace_seconds=0)
     make_due(appid)
-    holder = _holder(f"authorizer:{appid}" + (":fetch" if when == "after-upstream" else ""))
+    holder = lease_holder.start(f"authorizer:{appid}" + (":fetch" if when == "after-upstream" else ""))
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "LEASED"

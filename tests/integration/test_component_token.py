@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +15,8 @@ from wechat_core.errors import NoTicket, UpstreamError, WeChatBusy, WeChatError,
 from wechat_simulator import Simulator
 
 from tests.conftest import FixedClock
+from tests.support import lease_holder
 from tests.support.aws import Resources, free_port
-from tests.support.template import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -87,14 +85,7 @@ def test_due_token_is_refreshed_once(
 def test_lease_holder_killed_mid_refresh_is_taken_over(
     ticket: str, simulator: Simulator, service: Resources, fixed_clock: FixedClock
 ) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.lease_holder", "component"],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    holder = lease_holder.start("component")
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "LEASED"

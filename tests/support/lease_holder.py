@@ -7,10 +7,26 @@ has also answered, so a rotated refresh token exists only in this process), then
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from typing import Any
 
 from wechat_core.tokens import AuthorizerToken, ComponentToken, Fetched, LeasedToken
+
+
+def start(target: str) -> subprocess.Popen[str]:
+    """Run a holder for ``target`` in its own process, with this process's environment."""
+    from tests.support.template import ROOT
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.lease_holder", target],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)},
+    )
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from wechat_core import authorization, clock, runtime
 from wechat_core.errors import BadRequest
-from wechat_core.tokens import AuthorizerToken, ComponentToken
+from wechat_core.tokens import AuthorizerToken, ComponentToken, LeasedToken
 
 PUBLIC_FIELDS = (
     "authorizer_appid",
@@ -25,28 +25,21 @@ PUBLIC_FIELDS = (
 def authorizer_access_token(authorizer_appid: str) -> dict[str, Any]:
     if not authorization.APPID.fullmatch(authorizer_appid):
         raise BadRequest("appid must be wx + 16 characters")
-    token = AuthorizerToken(authorizer_appid)
-    value = token.get()
-    item = token.store.get(token.sk) or {}
-    expires_at = int(item.get("expires_at", 0)) if item.get("access_token") == value else 0
-    return {
-        "authorizer_appid": authorizer_appid,
-        "authorizer_access_token": value,
-        "expires_at": expires_at,
-        "expires_in": max(0, expires_at - int(clock.now())),
-    }
+    value, expiry = _current(AuthorizerToken(authorizer_appid))
+    return {"authorizer_appid": authorizer_appid, "authorizer_access_token": value, **expiry}
 
 
 def component_access_token() -> dict[str, Any]:
-    token = ComponentToken()
+    value, expiry = _current(ComponentToken())
+    return {"component_access_token": value, **expiry}
+
+
+def _current(token: LeasedToken) -> tuple[str, dict[str, int]]:
+    """A valid token (refreshed through the lease when due) and its expiry."""
     value = token.get()
     item = token.store.get(token.sk) or {}
     expires_at = int(item.get("expires_at", 0)) if item.get("access_token") == value else 0
-    return {
-        "component_access_token": value,
-        "expires_at": expires_at,
-        "expires_in": max(0, expires_at - int(clock.now())),
-    }
+    return value, {"expires_at": expires_at, "expires_in": max(0, expires_at - int(clock.now()))}
 
 
 def list_authorizers(limit: int = 100, after: str | None = None) -> dict[str, Any]:
