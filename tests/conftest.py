@@ -3,7 +3,9 @@ and the loopback API gateway in front of the real handlers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -153,3 +155,40 @@ def logs() -> Iterator[LogCapture]:
     capture = LogCapture()
     yield capture
     capture.close()
+
+
+def _secret_forms(session_key: str) -> set[str]:
+    """A session_key as it could leak: as issued, decoded to hex, or URL-quoted."""
+    import base64
+    from urllib.parse import quote
+
+    forms = {session_key, quote(session_key, safe="")}
+    with contextlib.suppress(ValueError):
+        forms.add(base64.b64decode(session_key).hex())
+    return forms
+
+
+@pytest.fixture(autouse=True)
+def session_keys_never_leak(
+    request: pytest.FixtureRequest, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """After every test that ran the simulator: no session_key it issued appears in any response the
+    loopback gateway gave, in anything written to stdout/stderr (Powertools logs there), or in any
+    log record."""
+    if "simulator" not in request.fixturenames:
+        yield
+        return
+    # Taken before the test, so both are torn down after this check.
+    sim: Simulator = request.getfixturevalue("simulator")
+    gateway = request.getfixturevalue("gateway") if "gateway" in request.fixturenames else None
+    yield
+    issued = [k["session_key"] for k in sim.session_keys()]
+    if not issued:
+        return
+    out, err = capfd.readouterr()
+    sys.stdout.write(out)  # keep the output for pytest's report
+    sys.stderr.write(err)
+    answers = gateway.answers if gateway is not None else []
+    haystack = "\n".join([out, err, caplog.text, *answers])
+    leaked = [key for key in issued for form in _secret_forms(key) if form in haystack]
+    assert not leaked, f"{len(leaked)} session_key(s) leaked into responses or logs"

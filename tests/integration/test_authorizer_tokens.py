@@ -157,7 +157,7 @@ def test_hundred_rotation_rounds_with_lost_answers_never_lose_the_refresh_token(
 
 
 def test_61023_marks_needs_reauthorization_and_stops_trying(
-    appid: str, simulator: Simulator, capsys: pytest.CaptureFixture[str]
+    appid: str, simulator: Simulator, capfd: pytest.CaptureFixture[str]
 ) -> None:
     simulator.revoke(appid, push=False)  # the unauthorized push is lost: we learn it from 61023
     make_due(appid)
@@ -176,7 +176,7 @@ def test_61023_marks_needs_reauthorization_and_stops_trying(
     assert (report.due, report.refreshed) == (0, 0)
     assert calls(simulator, "api_authorizer_token") == 1
     Metrics().flush_metrics()
-    assert '"AuthorizerNeedsReauthorization":[1.0]' in capsys.readouterr().out.replace(" ", "")
+    assert '"AuthorizerNeedsReauthorization":[1.0]' in capfd.readouterr().out.replace(" ", "")
 
 
 def test_61023_with_a_refresh_token_rotated_elsewhere_recovers(appid: str, simulator: Simulator) -> None:
@@ -309,7 +309,7 @@ def test_refresher_retries_5xx_and_timeouts_then_moves_on(
 
 
 def test_45009_stops_the_run_and_backs_off(
-    service: Resources, simulator: Simulator, capsys: pytest.CaptureFixture[str]
+    service: Resources, simulator: Simulator, capfd: pytest.CaptureFixture[str]
 ) -> None:
     give_ticket(simulator)
     appids = [authorize(simulator) for _ in range(5)]
@@ -326,7 +326,7 @@ def test_45009_stops_the_run_and_backs_off(
     assert len(hit) == 1
     assert authorizer(hit[0])["due_at"] > clock.now() + 60
     Metrics().flush_metrics()
-    assert '"QuotaExceeded":[1.0]' in capsys.readouterr().out.replace(" ", "")
+    assert '"QuotaExceeded":[1.0]' in capfd.readouterr().out.replace(" ", "")
 
 
 def test_refresher_stops_before_its_time_runs_out(service: Resources, simulator: Simulator) -> None:

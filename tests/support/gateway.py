@@ -23,6 +23,7 @@ class Gateway:
         for method, path, name, code_uri in api_routes():
             pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
             self.routes.append((method, pattern, path, name, code_uri))
+        self.answers: list[str] = []  # every response's status, headers and body, for leak checks
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -52,6 +53,9 @@ class Gateway:
                 )
                 module = load_function(code_uri)
                 result = module.lambda_handler(event, LambdaContext(function_name=name))
+                body = decode_body(result).decode("utf-8", "replace")
+                headers = f"{result.get('headers')} {result.get('multiValueHeaders')}"
+                self.answers.append(f"{result['statusCode']} {headers} {body}")
                 response = Response(
                     decode_body(result),
                     status=result["statusCode"],
