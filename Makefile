@@ -15,7 +15,7 @@ help:
 	@echo "make test       lint, type checks, template validation and all tests (fresh machine ok)"
 	@echo "make local      run the whole stack locally (moto, WeChat simulator, sam local start-api)"
 	@echo "make events     regenerate events/ for sam local invoke"
-	@echo "make bench      benchmarks under bench/"
+	@echo "make bench      benchmarks under bench/ (push path; refresher at 10,000 authorizers)"
 
 $(BIN)/.installed: requirements-dev.txt layers/wechat_core/requirements.txt
 	@command -v make >/dev/null
@@ -55,6 +55,7 @@ events: venv
 
 bench: venv
 	$(BIN)/python bench/crypto_bench.py
+	$(BIN)/python bench/refresher_bench.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,7 @@ for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
     os.environ.pop(_name, None)
 
 from wechat_core import aws as core_aws  # noqa: E402
-from wechat_core import clock, config, push, runtime, wechat_api  # noqa: E402
+from wechat_core import clock, config, push, runtime, tokens, wechat_api  # noqa: E402
 from wechat_simulator import Platform, Simulator  # noqa: E402
 
 from tests.support.aws import (  # noqa: E402
@@ -44,6 +44,7 @@ def reset_service_caches() -> None:
     push.reset()
     core_aws.reset()
     wechat_api.reset()
+    tokens.LeasedToken.forget_all()
 
 
 @pytest.fixture(scope="session")

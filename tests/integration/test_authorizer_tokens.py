@@ -209,6 +209,7 @@ def test_40001_invalidates_the_stored_component_token_and_retries_once(
     runtime.store().update(
         tokens.COMPONENT_TOKEN_SK, set_values={"access_token": "sim_cat_revoked_elsewhere"}
     )
+    tokens.LeasedToken.forget_all()  # a Lambda that has not read the token yet
     before = calls(simulator, "api_component_token")
     data = component_api.api_create_preauthcode(ComponentToken())
     assert str(data["pre_auth_code"]).startswith("preauthcode@@@")
@@ -218,6 +219,21 @@ def test_40001_invalidates_the_stored_component_token_and_retries_once(
     assert stored is not None
     assert stored["access_token"] not in ("sim_cat_revoked_elsewhere", good)
     assert simulator.state.component_token_valid(stored["access_token"])
+
+
+def test_a_remembered_token_that_wechat_refuses_is_dropped_and_refreshed_once(
+    appid: str, simulator: Simulator
+) -> None:
+    """This Lambda reuses the component token without reading the table; WeChat meanwhile made a
+    new one (someone else fetched it), and the old one's 5-minute grace ran out: 42001."""
+    remembered = ComponentToken().get()
+    simulator.issue_component_token()
+    simulator.advance_clock(301)
+    before = calls(simulator, "api_component_token")
+    data = component_api.api_create_preauthcode(ComponentToken())
+    assert str(data["pre_auth_code"]).startswith("preauthcode@@@")
+    assert calls(simulator, "api_component_token") == before + 1
+    assert ComponentToken().get() != remembered
 
 
 def test_40001_does_not_throw_away_a_newer_token(appid: str, simulator: Simulator) -> None:
@@ -267,6 +283,7 @@ def test_refresher_refreshes_a_due_component_token_first(service: Resources, sim
     give_ticket(simulator)
     first = ComponentToken().get()
     runtime.store().update(tokens.COMPONENT_TOKEN_SK, set_values={"expires_at": clock.now() + 600})
+    tokens.LeasedToken.forget_all()  # the scheduled run is another Lambda
     report = refresher.run(lambda: 600_000)
     assert report.component == "refreshed"
     second = ComponentToken().get()

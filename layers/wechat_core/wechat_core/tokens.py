@@ -17,7 +17,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -72,6 +72,11 @@ class LeasedToken:
     sk: str
     query_name = "access_token"
     in_due_index = False
+    # Seconds a token read from the table may be reused in this process without reading again
+    # (never when it is due). WeChat keeps a replaced token valid for 5 minutes, and a refused
+    # one is dropped at once (``invalidate``), so a short reuse is safe.
+    memo_seconds = 0.0
+    _memo: ClassVar[dict[tuple[str, str, str], tuple[str, float, float]]] = {}
 
     def __init__(self, store: Store | None = None) -> None:
         self.store = store or runtime.store()
@@ -92,6 +97,9 @@ class LeasedToken:
 
     def get(self) -> str:
         """A valid token, refreshing it through the lease when it is missing or due."""
+        remembered = self._remembered()
+        if remembered is not None:
+            return remembered
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
             item = self.check(self.store.get(self.sk))
@@ -100,6 +108,8 @@ class LeasedToken:
             due = now >= float(item.get("expires_at", 0)) - REFRESH_BEFORE_SECONDS
             free = _lease_free(item, now)
             if valid and (not due or not free):
+                if not due:
+                    self._remember(str(item["access_token"]), float(item["expires_at"]))
                 return str(item["access_token"])
             if free:
                 leased = self._take_lease(now, version=item.get("version"))
@@ -111,8 +121,30 @@ class LeasedToken:
                 raise TokenBusy
             time.sleep(random.uniform(0.05, 0.15))  # noqa: S311 - jitter, not security
 
+    def _memo_key(self) -> tuple[str, str, str]:
+        return (self.store.table_name, self.store.component_appid, self.sk)
+
+    def _remembered(self) -> str | None:
+        if not self.memo_seconds:
+            return None
+        entry = self._memo.get(self._memo_key())
+        if entry is None:
+            return None
+        token, expires_at, read_at = entry
+        stale = time.monotonic() - read_at > self.memo_seconds
+        return None if stale or clock.now() >= expires_at - REFRESH_BEFORE_SECONDS else token
+
+    def _remember(self, token: str, expires_at: float) -> None:
+        if self.memo_seconds:
+            self._memo[self._memo_key()] = (token, expires_at, time.monotonic())
+
+    @classmethod
+    def forget_all(cls) -> None:
+        cls._memo.clear()
+
     def invalidate(self, token: str) -> None:
         """WeChat refused this exact token: expire it, unless a newer one is already stored."""
+        self._memo.pop(self._memo_key(), None)
         applied, _ = self.store.update(
             self.sk,
             set_values={"expires_at": 0},
@@ -169,6 +201,8 @@ class LeasedToken:
                 "due_at": expires_at - REFRESH_BEFORE_SECONDS,
             }
         applied = self._save(owner, values)
+        if applied:
+            self._remember(fetched.access_token, expires_at)
         metrics.add_metric("TokenRefreshed", MetricUnit.Count, 1)
         if not applied:
             # Our lease ran out and someone else took over; their write stands.
@@ -211,6 +245,7 @@ class LeasedToken:
 class ComponentToken(LeasedToken):
     sk = COMPONENT_TOKEN_SK
     query_name = "component_access_token"
+    memo_seconds = 30.0  # every authorizer refresh and login needs it: one read per 30 s, not per call
 
     def fetch(self, item: dict[str, Any]) -> Fetched:
         ticket = self.store.get_ticket()
