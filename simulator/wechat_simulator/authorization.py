@@ -118,8 +118,13 @@ def new_pre_auth_code(state: SimState) -> PreAuthCode:
     return code
 
 
-def _new_authorization_code(state: SimState, appid: str, now: float) -> AuthorizationCode:
-    code = AuthorizationCode("queryauthcode@@@" + random_text(64), appid, now + AUTHORIZATION_CODE_LIFETIME)
+def _new_authorization_code(
+    state: SimState, appid: str, now: float, value: str | None = None
+) -> AuthorizationCode:
+    """A new code; ``value`` chooses it (sample events), replacing any code of that value."""
+    code = AuthorizationCode(
+        value or "queryauthcode@@@" + random_text(64), appid, now + AUTHORIZATION_CODE_LIFETIME
+    )
     state.authorization_codes[code.value] = code
     return code
 
@@ -216,7 +221,9 @@ def refuse(state: SimState, request: AuthorizationRequest, account_appid: str) -
     return request.redirect_uri
 
 
-def query_auth_code(state: SimState, appid: str, *, push: bool = False) -> dict[str, Any]:
+def query_auth_code(
+    state: SimState, appid: str, *, push: bool = False, code: str | None = None
+) -> dict[str, Any]:
     """A fresh authorization code without the page, as the full-network test's automatic
     authorization does. An account that is not authorized becomes authorized (all default
     permission sets); an authorized one keeps its refresh token. The optional push is an
@@ -226,18 +233,20 @@ def query_auth_code(state: SimState, appid: str, *, push: bool = False) -> dict[
         now = state.now()
         if not account.authorized:
             account.authorize(now, None)
-        code = _new_authorization_code(state, appid, now)
+        if code is not None and (not isinstance(code, str) or not code.startswith("queryauthcode@@@")):
+            raise SimError("invalid_code", "code must start with queryauthcode@@@")
+        issued = _new_authorization_code(state, appid, now, code)
         event = pusher.authorization_event_xml(
             state,
             "authorized",
             appid,
-            code.value,
+            issued.value,
             create_time=int(now),
             expired_time=int(now) + AUTHORIZATION_CODE_LIFETIME,
         )
     result = pusher.push_to_callback(state, event) if push else None
     return {
-        "authorization_code": code.value,
+        "authorization_code": issued.value,
         "expires_in": AUTHORIZATION_CODE_LIFETIME,
         "event": event,
         "push": result,

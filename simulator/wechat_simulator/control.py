@@ -108,6 +108,15 @@ def register(app: Flask, sim: Simulator) -> None:  # noqa: PLR0915 - one route t
             state.daily_limits[str(spec["api"])] = int(spec["daily_limit"])
         return jsonify(ok=True)
 
+    @app.post("/__sim/tickets")
+    def register_ticket() -> Any:
+        """A ticket WeChat will accept, without pushing it; ``ticket`` chooses its value."""
+        value = _json().get("ticket")
+        if value is not None and (not isinstance(value, str) or not value.startswith("ticket@@@")):
+            raise SimError("invalid_ticket", "ticket must start with ticket@@@")
+        ticket = state.new_ticket(value)
+        return jsonify(ticket=ticket), 201
+
     @app.post("/__sim/clock")
     def advance_clock() -> Any:
         return jsonify(now=sim.advance_clock(float(_json().get("advance", 0))))
@@ -199,7 +208,11 @@ def register(app: Flask, sim: Simulator) -> None:  # noqa: PLR0915 - one route t
         appid = spec.get("appid")
         if not isinstance(appid, str) or not appid:
             raise SimError("missing_parameter", "appid is required")
-        return jsonify(authorization.query_auth_code(state, appid, push=bool(spec.get("push", False))))
+        return jsonify(
+            authorization.query_auth_code(
+                state, appid, push=bool(spec.get("push", False)), code=spec.get("code")
+            )
+        )
 
     # --- mini programs -------------------------------------------------------------------
 
@@ -209,7 +222,7 @@ def register(app: Flask, sim: Simulator) -> None:  # noqa: PLR0915 - one route t
         appid = spec.get("appid")
         if not isinstance(appid, str) or not appid:
             raise SimError("missing_parameter", "appid is required")
-        return jsonify(code=miniprogram.wx_login(state, appid, spec.get("user")))
+        return jsonify(code=miniprogram.wx_login(state, appid, spec.get("user"), spec.get("code")))
 
     @app.get("/__sim/session_keys")
     def session_keys() -> Any:

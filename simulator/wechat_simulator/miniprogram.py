@@ -111,13 +111,17 @@ def _mini_program(state: SimState, appid: str) -> Account:
 # --- wx.login and sessions (control routes and Simulator methods) ---------------------------
 
 
-def wx_login(state: SimState, appid: str, user: str | None = None) -> str:
-    """What ``wx.login`` gives the mini program: a code for jscode2session."""
+def wx_login(state: SimState, appid: str, user: str | None = None, code_value: str | None = None) -> str:
+    """What ``wx.login`` gives the mini program: a code for jscode2session. ``code_value`` chooses
+    the code (sample events), replacing any code of that value with a fresh, unused one."""
     if user is not None and (not isinstance(user, str) or not user):
         raise SimError("invalid_user", "user must be a non-empty string")
+    if code_value is not None and (not isinstance(code_value, str) or not 8 <= len(code_value) <= 64):
+        raise SimError("invalid_code", "code must be a string of 8 to 64 characters")
     with state.lock:
         _mini_program(state, appid)
-        code = JsCode(random_text(32), appid, user or DEFAULT_USER, state.now() + JS_CODE_LIFETIME)
+        value = code_value or random_text(32)
+        code = JsCode(value, appid, user or DEFAULT_USER, state.now() + JS_CODE_LIFETIME)
         state.js_codes[code.value] = code
         return code.value
 

@@ -185,8 +185,8 @@ class SimState:
 
     # --- tickets and component tokens ----------------------------------------------------
 
-    def new_ticket(self) -> str:
-        ticket = "ticket@@@" + random_text(86)
+    def new_ticket(self, value: str | None = None) -> str:
+        ticket = value or "ticket@@@" + random_text(86)
         with self.lock:
             self.tickets[ticket] = self.now()
         return ticket

@@ -3,8 +3,10 @@ WeChat's pushes through ``sam local start-api`` into the table on moto."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +15,9 @@ from wechat_simulator import Platform, SimState
 from wechat_simulator.pusher import envelope, signed_query, ticket_xml
 
 from scripts.local_stack import ROOT, StackInfo, sample_platform
+from tests.conftest import reset_service_caches
+from tests.support.aws import apply_environment, aws_environment, restore_environment
+from tests.support.event_setups import Invoke, check_answer, invoke_in_process, prepare
 
 pytestmark = pytest.mark.e2e
 
@@ -24,15 +29,43 @@ def test_every_event_file_has_an_expectation() -> None:
     assert files == sorted(EXPECTED)
 
 
+def _in_process(stack: StackInfo, table: str) -> Iterator[Invoke]:
+    """Setup steps run the same handlers in this process against the stack's moto and simulator
+    (a container per step would triple the run's time); the event file itself goes through
+    ``sam local invoke``."""
+    local = json.loads((ROOT / "local/env.json").read_text("utf-8"))["Parameters"]
+    previous = apply_environment(
+        aws_environment(stack.moto_url)
+        | {
+            "TABLE_NAME": table,
+            "COMPONENT_APPID": stack.component_appid,
+            "COMPONENT_SECRET_ID": stack.secret_name,
+            "WECHAT_API_BASE": stack.simulator_url,
+            "WECHAT_MP_BASE": stack.simulator_url,
+            "WECHAT_OPEN_BASE": stack.simulator_url,
+            "WECHAT_API_FALLBACK_BASE": "",
+            "TIMESTAMP_TOLERANCE_SECONDS": local["TIMESTAMP_TOLERANCE_SECONDS"],
+        }
+    )
+    reset_service_caches()
+    try:
+        yield invoke_in_process
+    finally:
+        restore_environment(previous)
+        reset_service_caches()
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_event_file_through_sam_local_invoke(local_stack: StackInfo, name: str) -> None:
     """Each file gets its expected answer from the function in its Lambda container, on a fresh
-    table (as in tests/integration/test_events_files.py: the files share a timestamp and nonce)."""
+    table, after the setup steps it names (tests/support/event_setups.py)."""
     spec = EXPECTED[name]
     table = f"e2e-{uuid.uuid4().hex[:10]}"
     local_stack.create_table(table)
+    with contextlib.contextmanager(_in_process)(local_stack, table) as setup_invoke:
+        prepare(spec.get("setup", []), local_stack.simulator_url, setup_invoke)
     answer = local_stack.invoke(spec["function"], ROOT / "events" / name, table_name=table)
-    assert {k: answer.get(k) for k in spec["expect"]} == spec["expect"]
+    check_answer(spec, answer)
 
 
 def test_simulator_ticket_push_through_start_api_is_stored(local_stack: StackInfo) -> None:

@@ -13,8 +13,8 @@ from wechat_simulator import Platform, Simulator
 
 from tests.conftest import reset_service_caches
 from tests.support.aws import Resources, apply_environment, create_resources, restore_environment
-from tests.support.lambdas import LambdaContext, load_function
-from tests.support.template import ROOT, template
+from tests.support.event_setups import check_answer, invoke_in_process, prepare
+from tests.support.template import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +35,17 @@ def test_events_match_their_generator(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def sample_service(moto_server: object, simulator: Simulator) -> Iterator[Resources]:
-    """The service configured with the documented sample platform the events are signed with."""
-    sample = Platform(**json.loads((ROOT / "local/sample-platform.json").read_text("utf-8")))
+def sample_simulator() -> Iterator[Simulator]:
+    """WeChat playing the documented sample platform the events are signed with."""
+    sim = Simulator(Platform(**json.loads((ROOT / "local/sample-platform.json").read_text("utf-8")))).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sample_service(moto_server: object, sample_simulator: Simulator) -> Iterator[Resources]:
+    """The service configured as local/env.json configures it, with a table of its own."""
+    sample = sample_simulator.state.platform
     resources = create_resources(
         {"appsecret": sample.appsecret, "token": sample.token, "encoding_aes_key": sample.encoding_aes_key}
     )
@@ -47,7 +55,10 @@ def sample_service(moto_server: object, simulator: Simulator) -> Iterator[Resour
             "TABLE_NAME": resources.table_name,
             "COMPONENT_APPID": sample.appid,
             "COMPONENT_SECRET_ID": resources.secret_name,
-            "WECHAT_API_BASE": simulator.url,
+            "WECHAT_API_BASE": sample_simulator.url,
+            "WECHAT_MP_BASE": sample_simulator.url,
+            "WECHAT_OPEN_BASE": sample_simulator.url,
+            "WECHAT_API_FALLBACK_BASE": "",
             "TIMESTAMP_TOLERANCE_SECONDS": local_env["TIMESTAMP_TOLERANCE_SECONDS"],
         }
     )
@@ -58,9 +69,9 @@ def sample_service(moto_server: object, simulator: Simulator) -> Iterator[Resour
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_event_file_gets_expected_answer(name: str, sample_service: Resources) -> None:
+def test_event_file_gets_expected_answer(
+    name: str, sample_service: Resources, sample_simulator: Simulator
+) -> None:
     spec = EXPECTED[name]
-    code_uri = template()["Resources"][spec["function"]]["Properties"]["CodeUri"]
-    event = json.loads((ROOT / "events" / name).read_text("utf-8"))
-    response = load_function(code_uri).lambda_handler(event, LambdaContext(function_name=spec["function"]))
-    assert {k: response[k] for k in spec["expect"]} == spec["expect"]
+    prepare(spec.get("setup", []), sample_simulator.url, invoke_in_process)
+    check_answer(spec, invoke_in_process(name))
