@@ -168,10 +168,14 @@ class WeChatClient:
                 last = refusal
                 continue
             raise refusal
-        logger.error("WeChat call failed after retries", extra={"path": path, "attempts": self.max_attempts})
-        if isinstance(last, WeChatError):
+        logger.error(
+            "WeChat call failed after retries",
+            extra={"path": path, "attempts": self.max_attempts, "last_error": type(last).__name__},
+        )
+        if isinstance(last, WeChatError | UpstreamError):
             raise last
-        raise UpstreamError from last
+        # Not chained: a requests error's text holds the URL, and with it the access token.
+        raise UpstreamError from None
 
 
 _client: WeChatClient | None = None
