@@ -325,9 +325,15 @@ def _reuse_layer_images(lock: Any) -> None:
     LambdaImage.build = build
 
 
-def tool_environment(docker_host: str | None = None, image_memo: str | None = None) -> dict[str, str]:
+def tool_environment(
+    docker_host: str | None = None, image_memo: str | None = None, sts_endpoint: str | None = None
+) -> dict[str, str]:
     """Environment for SAM CLI and the engine scripts: this interpreter's bin first (``sam build``
-    needs python3.12 on PATH), no telemetry, local credentials only, the chosen engine."""
+    needs python3.12 on PATH), no telemetry, local credentials only, the chosen engine.
+
+    ``sts_endpoint`` (moto's server): every ``sam local`` command first asks STS for the account
+    id; with nothing from outside that costs 5 seconds of retries before SAM CLI falls back to
+    its default id, on every ``sam local invoke``. moto answers at once (the same default id)."""
     env = dict(os.environ)
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
         env.pop(name, None)
@@ -344,6 +350,9 @@ def tool_environment(docker_host: str | None = None, image_memo: str | None = No
             env.pop("DOCKER_HOST", None)
     if image_memo:
         env[IMAGE_MEMO_ENV] = image_memo
+    if sts_endpoint:
+        env["AWS_ENDPOINT_URL_STS"] = sts_endpoint
+        env["AWS_MAX_ATTEMPTS"] = "1"  # moto not up yet (start-api starts first): fail fast
     return env
 
 
@@ -607,7 +616,7 @@ class StackInfo:
             proc = subprocess.run(
                 argv,
                 cwd=ROOT,
-                env=tool_environment(self.docker_host, self.image_memo),
+                env=tool_environment(self.docker_host, self.image_memo, self.moto_url),
                 capture_output=True,
                 text=True,
                 timeout=300,
@@ -822,7 +831,7 @@ class LocalStack:
             "sam local start-api",
             "sam",
             [*sam_command(), "local", "start-api", "--config-file", str(samconfig)],
-            tool_environment(engine.docker_host, info.image_memo),
+            tool_environment(engine.docker_host, info.image_memo, info.moto_url),
         )
         _wait("sam local start-api", lambda: _port_open("127.0.0.1", api_port), 300, sam)
         _wait(

@@ -10,6 +10,7 @@ them through a wide timestamp window (local/env.json), deployments keep the 300-
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from pathlib import Path
@@ -25,6 +26,9 @@ from tests.support.event_setups import (  # noqa: E402
     SAMPLE_AUTHORIZATION_CODE,
     SAMPLE_JS_CODE,
     SAMPLE_MINI_PROGRAM,
+    SAMPLE_SESSION_KEY,
+    SAMPLE_SESSION_TOKEN,
+    SAMPLE_STATE,
     SAMPLE_TICKET,
 )
 from tests.support.lambdas import rest_event  # noqa: E402
@@ -79,9 +83,35 @@ def _authorized_xml() -> str:
     )
 
 
+def _unknown_xml() -> str:
+    """An InfoType this service does not handle (WeChat adds new ones): logged, answered, not stored."""
+    return build_xml(
+        {"AppId": platform()["appid"], "CreateTime": SIGNED_AT, "InfoType": "sample_new_info_type"}
+    )
+
+
+def _user_data(session_key: str, iv: bytes, watermark_timestamp: int) -> str:
+    """``encryptedData`` as WeChat gives getPhoneNumber's (AES-128-CBC, PKCS#7, watermark inside)."""
+    from Crypto.Cipher import AES  # noqa: PLC0415
+
+    plain = json.dumps(
+        {
+            "phoneNumber": "13800138000",
+            "purePhoneNumber": "13800138000",
+            "countryCode": "86",
+            "watermark": {"appid": SAMPLE_MINI_PROGRAM, "timestamp": watermark_timestamp},
+        },
+        separators=(",", ":"),
+    ).encode()
+    pad = 16 - len(plain) % 16
+    cipher = AES.new(base64.b64decode(session_key), AES.MODE_CBC, iv)
+    return base64.b64encode(cipher.encrypt(plain + bytes([pad]) * pad)).decode()
+
+
 HOST = {"Host": "127.0.0.1:3000", "X-Forwarded-Proto": "http"}
 JSON = {**HOST, "Content-Type": "application/json"}
 NEVER_AUTHORIZED = "wx0123456789abcdef"
+USER_DATA_IV = b"sample-iv-16byte"
 
 
 def _get(path: str, resource: str, query: dict[str, str] | None = None, **params: str) -> dict[str, Any]:
@@ -111,72 +141,156 @@ def _scheduled() -> dict[str, Any]:
     }
 
 
+AUTHORIZE = "/wechat/component/authorize"
+AUTHORIZED = "/wechat/component/authorized"
 LOGIN = "/wechat/miniprogram/{appid}/login"
+DECRYPT = "/wechat/miniprogram/{appid}/decrypt"
 TOKEN = "/wechat/authorizers/{appid}/token"
+COMPONENT_TOKEN = "/wechat/component/token"
+MP_LOGIN = f"/wechat/miniprogram/{SAMPLE_MINI_PROGRAM}/login"
+MP_DECRYPT = f"/wechat/miniprogram/{SAMPLE_MINI_PROGRAM}/decrypt"
+COMPONENT = platform()["appid"]
+
+# What a link we make looks like: a fresh pre_auth_code and state each time, the simulator's host.
+_Q = r"[^&#]+"
+PC_LINK = (
+    rf"https?://[^/]+/cgi-bin/componentloginpage\?component_appid={COMPONENT}"
+    rf"&pre_auth_code=preauthcode%40%40%40{_Q}"
+    r"&redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A3000%2Fwechat%2Fcomponent%2Fauthorized%3Fstate%3D"
+    rf"[A-Za-z0-9_-]{{32}}&auth_type=2"
+)
+MOBILE_LINK = (
+    r"https?://[^/]+/wxaopen/safe/bindcomponent\?action=bindcomponent&no_scan=1"
+    rf"&component_appid={COMPONENT}&pre_auth_code=preauthcode%40%40%40{_Q}"
+    r"&redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A3000%2Fwechat%2Fcomponent%2Fauthorized%3Fstate%3D"
+    rf"[A-Za-z0-9_-]{{32}}&auth_type=3&biz_appid={SAMPLE_MINI_PROGRAM}#wechat_redirect"
+)
+SESSION_TOKEN = r"[A-Za-z0-9_-]{43}"  # secrets.token_urlsafe(32)
+OPENID = r"o[A-Za-z0-9_-]{27}"
+REPORT = {  # the refresher's report, every field
+    "component": "fresh",
+    "due": 0,
+    "refreshed": 0,
+    "skipped": 0,
+    "failed": 0,
+    "needs_reauthorization": 0,
+    "quota_exceeded": False,
+    "stopped_early": False,
+    "errors": {},
+}
 
 
 def _error(status: int, reason: str) -> dict[str, Any]:
-    return {"expect": {"statusCode": status}, "body": {"error": reason}}
+    return {"expect": {"statusCode": status}, "body_keys": ["error"], "body": {"error": reason}}
 
 
-# name -> (function logical id, event, what `sam local invoke` must answer, with "setup": the
-# steps of tests/support/event_setups.py that make the event valid)
+# No input makes these routes fail, only a missing ticket: they answer 503 and ask WeChat to push one.
+NO_TICKET = (
+    {"setup": ["no_ticket"]}
+    | _error(503, "no component_verify_ticket received yet")
+    | {"then": ["ticket_push_requested"]}
+)
+
+# name -> (function logical id, event, what `sam local invoke` must answer (see check_answer in
+# tests/support/event_setups.py), "setup": the steps there that make the event valid first, "then":
+# what must hold in the table afterwards)
 EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    # --- CallbackFunction: POST /wechat/component/events ---------------------------------------------
     "callback-ticket-push.json": (
         "CallbackFunction",
         _push(_ticket_xml()),
-        {"expect": {"statusCode": 200, "body": "success"}},
-    ),
-    "callback-bad-signature.json": (
-        "CallbackFunction",
-        _push(_ticket_xml(), signature_ok=False),
-        {"expect": {"statusCode": 401, "body": '{"error":"signature mismatch"}'}},
+        {"expect": {"statusCode": 200, "body": "success"}, "then": ["ticket_stored"]},
     ),
     "callback-authorized-push.json": (
         "CallbackFunction",
         _push(_authorized_xml(), nonce="1590219413"),  # each push has its own nonce
-        {"setup": ["ticket", "authorization_code"], "expect": {"statusCode": 200, "body": "success"}},
+        {
+            "setup": ["ticket", "authorization_code"],
+            "expect": {"statusCode": 200, "body": "success"},
+            "then": ["authorization_stored"],
+        },
     ),
+    "callback-unknown-info-type.json": (
+        "CallbackFunction",
+        _push(_unknown_xml(), nonce="1590219414"),
+        {"expect": {"statusCode": 200, "body": "success"}, "then": ["no_ticket_stored"]},
+    ),
+    "callback-bad-signature.json": (
+        "CallbackFunction",
+        _push(_ticket_xml(), signature_ok=False),
+        {"expect": {"statusCode": 401, "body": '{"error":"signature mismatch"}'}, "then": ["table_empty"]},
+    ),
+    # --- PreAuthFunction: GET /wechat/component/authorize, GET /wechat/component/authorized ----------
     "preauth-authorize.json": (
         "PreAuthFunction",
+        _get(AUTHORIZE, AUTHORIZE, {"format": "json", "auth_type": "2"}),
+        {
+            "setup": ["ticket"],
+            "expect": {"statusCode": 200},
+            "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
+            "body_keys": ["expires_in", "mobile", "url"],
+            "body": {"expires_in": 1800, "mobile": False},
+            "body_match": {"url": PC_LINK},
+        },
+    ),
+    "preauth-authorize-mobile-redirect.json": (
+        "PreAuthFunction",
         _get(
-            "/wechat/component/authorize", "/wechat/component/authorize", {"format": "json", "auth_type": "2"}
+            AUTHORIZE,
+            AUTHORIZE,
+            {"format": "redirect", "mobile": "1", "auth_type": "3", "biz_appid": SAMPLE_MINI_PROGRAM},
         ),
-        {"setup": ["ticket"], "expect": {"statusCode": 200}, "body_keys": ["expires_in", "mobile", "url"]},
+        {
+            "setup": ["ticket"],
+            "expect": {"statusCode": 302, "body": ""},
+            "headers": {"Location": MOBILE_LINK, "Cache-Control": "no-store"},
+        },
     ),
     "preauth-authorize-bad-auth-type.json": (
         "PreAuthFunction",
-        _get("/wechat/component/authorize", "/wechat/component/authorize", {"auth_type": "9"}),
+        _get(AUTHORIZE, AUTHORIZE, {"auth_type": "9"}),
         _error(400, "auth_type must be 1 (official accounts), 2 (mini programs) or 3 (both)"),
+    ),
+    "preauth-authorized.json": (
+        "PreAuthFunction",
+        _get(
+            AUTHORIZED,
+            AUTHORIZED,
+            {"state": SAMPLE_STATE, "auth_code": SAMPLE_AUTHORIZATION_CODE, "expires_in": "3600"},
+        ),
+        {
+            "setup": ["ticket", "authorization_code", "state"],
+            "expect": {"statusCode": 200},
+            "headers": {"Content-Type": "text/html"},
+            "body_contains": [f"Authorization complete: {SAMPLE_MINI_PROGRAM}</p>"],
+            "then": ["authorization_stored"],
+        },
     ),
     "preauth-authorized-unknown-state.json": (
         "PreAuthFunction",
         _get(
-            "/wechat/component/authorized",
-            "/wechat/component/authorized",
+            AUTHORIZED,
+            AUTHORIZED,
             {"state": "not-a-state-we-issued", "auth_code": SAMPLE_AUTHORIZATION_CODE, "expires_in": "3600"},
         ),
-        _error(400, "unknown or expired state"),
+        _error(400, "unknown or expired state") | {"then": ["table_empty"]},
     ),
+    # --- JsCode2SessionFunction: POST /wechat/miniprogram/{appid}/login and /decrypt -----------------
     "login.json": (
         "JsCode2SessionFunction",
-        _post(
-            f"/wechat/miniprogram/{SAMPLE_MINI_PROGRAM}/login",
-            LOGIN,
-            json.dumps({"code": SAMPLE_JS_CODE}),
-            JSON,
-            appid=SAMPLE_MINI_PROGRAM,
-        ),
+        _post(MP_LOGIN, LOGIN, json.dumps({"code": SAMPLE_JS_CODE}), JSON, appid=SAMPLE_MINI_PROGRAM),
         {
             "setup": ["ticket", "authorization", "login_code"],
             "expect": {"statusCode": 200},
             "body_keys": ["expires_in", "openid", "session_token"],
+            "body": {"expires_in": 604800},
+            "body_match": {"openid": OPENID, "session_token": SESSION_TOKEN},
         },
     ),
     "login-wrong-content-type.json": (
         "JsCode2SessionFunction",
         _post(
-            f"/wechat/miniprogram/{SAMPLE_MINI_PROGRAM}/login",
+            MP_LOGIN,
             LOGIN,
             f"code={SAMPLE_JS_CODE}",
             {**HOST, "Content-Type": "application/x-www-form-urlencoded"},
@@ -186,13 +300,7 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     "login-bad-json.json": (
         "JsCode2SessionFunction",
-        _post(
-            f"/wechat/miniprogram/{SAMPLE_MINI_PROGRAM}/login",
-            LOGIN,
-            '{"code": ',
-            JSON,
-            appid=SAMPLE_MINI_PROGRAM,
-        ),
+        _post(MP_LOGIN, LOGIN, '{"code": ', JSON, appid=SAMPLE_MINI_PROGRAM),
         _error(400, "body is not valid JSON"),
     ),
     "login-not-authorized.json": (
@@ -206,33 +314,67 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         ),
         _error(404, "this Mini Program has not authorized the platform"),
     ),
+    "decrypt-stale-watermark.json": (
+        "JsCode2SessionFunction",
+        _post(
+            MP_DECRYPT,
+            DECRYPT,
+            json.dumps(
+                {
+                    "encryptedData": _user_data(SAMPLE_SESSION_KEY, USER_DATA_IV, SIGNED_AT),
+                    "iv": base64.b64encode(USER_DATA_IV).decode(),
+                }
+            ),
+            {**JSON, "Authorization": f"Bearer {SAMPLE_SESSION_TOKEN}"},
+            appid=SAMPLE_MINI_PROGRAM,
+        ),
+        # Decrypted with the session's key and the watermark's appid checked; a static file cannot
+        # carry a watermark younger than an hour, so its age is what is refused.
+        {"setup": ["session"]} | _error(400, "watermark timestamp is too old"),
+    ),
     "decrypt-unknown-session.json": (
         "JsCode2SessionFunction",
         _post(
-            f"/wechat/miniprogram/{SAMPLE_MINI_PROGRAM}/decrypt",
-            "/wechat/miniprogram/{appid}/decrypt",
+            MP_DECRYPT,
+            DECRYPT,
             json.dumps({"encryptedData": "AAAAAAAAAAAAAAAAAAAAAA==", "iv": "AAAAAAAAAAAAAAAAAAAAAA=="}),
             {**JSON, "Authorization": "Bearer " + "x" * 43},
             appid=SAMPLE_MINI_PROGRAM,
         ),
         _error(401, "unknown or expired session"),
     ),
+    # --- RefresherFunction: the EventBridge schedule -------------------------------------------------
     "refresher-scheduled.json": (
         "RefresherFunction",
         _scheduled(),
         {
-            "setup": ["ticket"],
-            "expect": {"component": "refreshed", "due": 0, "failed": 0, "stopped_early": False},
+            "setup": ["ticket", "authorization", "authorizer_due"],
+            "expect": REPORT | {"due": 1, "refreshed": 1},
         },
     ),
+    "refresher-no-ticket.json": (
+        "RefresherFunction",
+        _scheduled(),
+        {
+            "setup": ["no_ticket"],
+            "expect": REPORT | {"component": "no_ticket"},
+            "then": ["ticket_push_requested"],
+        },
+    ),
+    # --- AdminFunction (IAM): the token service and authorization management ------------------------
     "admin-token.json": (
         "AdminFunction",
         _get(f"/wechat/authorizers/{SAMPLE_MINI_PROGRAM}/token", TOKEN, appid=SAMPLE_MINI_PROGRAM),
         {
             "setup": ["ticket", "authorization"],
             "expect": {"statusCode": 200},
-            "body": {"authorizer_appid": SAMPLE_MINI_PROGRAM},
             "body_keys": ["authorizer_access_token", "authorizer_appid", "expires_at", "expires_in"],
+            "body": {"authorizer_appid": SAMPLE_MINI_PROGRAM},
+            "body_match": {
+                "authorizer_access_token": r"sim_aat_[A-Za-z0-9_-]+",
+                "expires_at": r"[0-9]{10}",
+                "expires_in": r"71[0-9]{2}|7200",
+            },
         },
     ),
     "admin-token-bad-appid.json": (
@@ -245,10 +387,43 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         _get(f"/wechat/authorizers/{NEVER_AUTHORIZED}/token", TOKEN, appid=NEVER_AUTHORIZED),
         _error(404, "authorizer not found"),
     ),
+    "admin-component-token.json": (
+        "AdminFunction",
+        _get(COMPONENT_TOKEN, COMPONENT_TOKEN),
+        {
+            "setup": ["ticket"],
+            "expect": {"statusCode": 200},
+            "body_keys": ["component_access_token", "expires_at", "expires_in"],
+            "body_match": {
+                "component_access_token": r"sim_cat_[A-Za-z0-9_-]+",
+                "expires_at": r"[0-9]{10}",
+                "expires_in": r"71[0-9]{2}|7200",
+            },
+        },
+    ),
+    "admin-component-token-no-ticket.json": (
+        "AdminFunction",
+        _get(COMPONENT_TOKEN, COMPONENT_TOKEN),
+        NO_TICKET,
+    ),
     "admin-list.json": (
         "AdminFunction",
         _get("/wechat/authorizers", "/wechat/authorizers", {"limit": "50"}),
-        {"expect": {"statusCode": 200}, "body": {"authorizers": [], "next": None}},
+        {
+            "setup": ["ticket", "authorization"],
+            "expect": {"statusCode": 200},
+            "body_keys": ["authorizers", "next"],
+            "body": {
+                "authorizers": [
+                    {
+                        "authorizer_appid": SAMPLE_MINI_PROGRAM,
+                        "status": "active",
+                        "info": {"kind": "mini_program"},
+                    }
+                ],
+                "next": None,
+            },
+        },
     ),
     "admin-list-bad-limit.json": (
         "AdminFunction",
@@ -260,7 +435,20 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         rest_event(
             "POST", "/wechat/authorizers/recover", resource="/wechat/authorizers/recover", headers=HOST
         ),
-        {"setup": ["ticket"], "expect": {"statusCode": 200}, "body_keys": ["listed", "restored"]},
+        {
+            "setup": ["ticket", "authorization", "authorization_lost"],
+            "expect": {"statusCode": 200},
+            "body_keys": ["listed", "restored"],
+            "body": {"listed": 1, "restored": 1},
+            "then": ["authorization_stored"],
+        },
+    ),
+    "admin-recover-no-ticket.json": (
+        "AdminFunction",
+        rest_event(
+            "POST", "/wechat/authorizers/recover", resource="/wechat/authorizers/recover", headers=HOST
+        ),
+        NO_TICKET,
     ),
 }
 
@@ -278,6 +466,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "events")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(set(args.out.glob("*.json")) - {args.out / n for n in [*EVENTS, "expected.json"]}):
+        stale.unlink()
+        print(f"removed {stale.name} (no longer generated)")
     expectations = {}
     for name, (function, event, expected) in EVENTS.items():
         (args.out / name).write_text(json.dumps(stable(event), indent=2, ensure_ascii=False) + "\n", "utf-8")

@@ -1,8 +1,11 @@
-"""Make a sample event of events/ valid against the running local stack (`make local`).
+"""Make sample events of events/ valid against the running local stack (`make local`).
 
 Some events need state first: a ticket WeChat accepts, an authorized Mini Program, a fresh
-wx.login code. This runs the setup steps events/expected.json names for a file (the same steps the
-tests run, tests/support/event_setups.py), invoking the real functions with ``sam local invoke``:
+wx.login code, a `state` we issued, a login session, or no ticket at all. This runs the setup steps
+events/expected.json names for each file (the same steps the tests run,
+tests/support/event_setups.py) against the stack's simulator and table: the sample pushes go
+through ``sam local invoke`` of the real function; what no function makes with a chosen value (a
+state, a session) is written to the table through wechat_core, as the service writes it.
 
     .venv/bin/python scripts/seed_events.py events/login.json
     .venv/bin/sam local invoke JsCode2SessionFunction -e events/login.json --config-file .local/samconfig.toml
@@ -20,19 +23,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "layers/wechat_core"), str(ROOT / "simulator")]
 
 from scripts.local_stack import DEFAULT_WORK_DIR, STATE_FILE, StackInfo  # noqa: E402
-from tests.support.event_setups import prepare  # noqa: E402
+from tests.support.event_setups import prepare, service_context, service_environment  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("event", type=Path, help="a file of events/")
+    parser.add_argument("events", type=Path, nargs="+", help="files of events/")
     args = parser.parse_args(argv)
     expected: dict[str, dict[str, Any]] = json.loads((ROOT / "events/expected.json").read_text("utf-8"))
-    spec = expected.get(args.event.name)
-    if spec is None:
-        print(f"{args.event.name} is not in events/expected.json", file=sys.stderr)
+    unknown = [e.name for e in args.events if e.name not in expected]
+    if unknown:
+        print(f"not in events/expected.json: {', '.join(unknown)}", file=sys.stderr)
         return 2
     try:
         info = StackInfo.load(DEFAULT_WORK_DIR / STATE_FILE)
@@ -41,16 +44,28 @@ def main(argv: list[str] | None = None) -> int:
     if info is None or not info.running():
         print("The local stack is not running: start `make local` in another terminal.", file=sys.stderr)
         return 2
-    steps = spec.get("setup", [])
+    stack = info
 
     def invoke(file: str) -> dict[str, Any]:
         print(f"  sam local invoke {expected[file]['function']} -e events/{file}", flush=True)
-        return info.invoke(expected[file]["function"], ROOT / "events" / file)
+        return stack.invoke(expected[file]["function"], ROOT / "events" / file)
 
-    print(f"{args.event.name}: {', '.join(steps) or 'needs no setup'}")
-    prepare(steps, info.simulator_url, invoke)
-    command = f"sam local invoke {spec['function']} -e events/{args.event.name}"
-    print(f"ready: {command} --config-file {info.samconfig}")
+    environment = service_environment(
+        moto_url=stack.moto_url,
+        simulator_url=stack.simulator_url,
+        table_name=stack.table_name,
+        component_appid=stack.component_appid,
+        secret_name=stack.secret_name,
+    )
+    for event in args.events:
+        spec = expected[event.name]
+        steps = spec.get("setup", [])
+        print(f"{event.name}: {', '.join(steps) or 'needs no setup'}", flush=True)
+        with service_context(environment):
+            prepare(steps, stack.simulator_url, invoke)
+        config = Path(stack.samconfig)
+        shown = config.relative_to(ROOT) if config.is_relative_to(ROOT) else config
+        print(f"ready: sam local invoke {spec['function']} -e events/{event.name} --config-file {shown}")
     return 0
 
 

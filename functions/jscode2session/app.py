@@ -28,6 +28,8 @@ def _cors() -> CORSConfig | None:
     )
 
 
+# Routes take CORS from the resolver: a route's own ``cors=True`` would fall back to Powertools'
+# default ``Access-Control-Allow-Origin: *`` when ALLOWED_ORIGINS is empty.
 app = APIGatewayRestResolver(cors=_cors())
 logger = Logger()
 tracer = Tracer()
@@ -60,7 +62,7 @@ def _session_token(body: dict[str, Any]) -> str:
     return token if isinstance(token, str) else ""
 
 
-@app.post("/wechat/miniprogram/<appid>/login", cors=True)
+@app.post("/wechat/miniprogram/<appid>/login")
 def login(appid: str) -> dict[str, Any]:
     code = _json_body().get("code")
     if not isinstance(code, str) or not code:
@@ -68,7 +70,7 @@ def login(appid: str) -> dict[str, Any]:
     return miniprogram.login(appid, code).as_response()
 
 
-@app.post("/wechat/miniprogram/<appid>/decrypt", cors=True)
+@app.post("/wechat/miniprogram/<appid>/decrypt")
 def decrypt(appid: str) -> dict[str, Any]:
     body = _json_body()
     data = miniprogram.decrypt_user_data(
@@ -78,7 +80,8 @@ def decrypt(appid: str) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+# Responses hold session tokens and decrypted phone numbers: none of it goes into X-Ray.
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

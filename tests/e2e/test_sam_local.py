@@ -1,12 +1,10 @@
-"""The real handlers in Lambda containers: ``sam local invoke`` with every file in events/, and
-WeChat's pushes through ``sam local start-api`` into the table on moto."""
+"""The real handlers in Lambda containers: WeChat's pushes through ``sam local start-api`` into the
+table on moto, and ``sam local invoke`` with every file in events/."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,57 +13,22 @@ from wechat_simulator import Platform, SimState
 from wechat_simulator.pusher import envelope, signed_query, ticket_xml
 
 from scripts.local_stack import ROOT, StackInfo, sample_platform
-from tests.conftest import reset_service_caches
-from tests.support.aws import apply_environment, aws_environment, restore_environment
-from tests.support.event_setups import Invoke, check_answer, invoke_in_process, prepare
+from tests.support.event_setups import (
+    check_answer,
+    invoke_in_process,
+    prepare,
+    service_context,
+    service_environment,
+    verify,
+)
 
 pytestmark = pytest.mark.e2e
 
 EXPECTED: dict[str, dict[str, Any]] = json.loads((ROOT / "events/expected.json").read_text("utf-8"))
 
 
-def test_every_event_file_has_an_expectation() -> None:
-    files = sorted(p.name for p in (ROOT / "events").glob("*.json") if p.name != "expected.json")
-    assert files == sorted(EXPECTED)
-
-
-def _in_process(stack: StackInfo, table: str) -> Iterator[Invoke]:
-    """Setup steps run the same handlers in this process against the stack's moto and simulator
-    (a container per step would triple the run's time); the event file itself goes through
-    ``sam local invoke``."""
-    local = json.loads((ROOT / "local/env.json").read_text("utf-8"))["Parameters"]
-    previous = apply_environment(
-        aws_environment(stack.moto_url)
-        | {
-            "TABLE_NAME": table,
-            "COMPONENT_APPID": stack.component_appid,
-            "COMPONENT_SECRET_ID": stack.secret_name,
-            "WECHAT_API_BASE": stack.simulator_url,
-            "WECHAT_MP_BASE": stack.simulator_url,
-            "WECHAT_OPEN_BASE": stack.simulator_url,
-            "WECHAT_API_FALLBACK_BASE": "",
-            "TIMESTAMP_TOLERANCE_SECONDS": local["TIMESTAMP_TOLERANCE_SECONDS"],
-        }
-    )
-    reset_service_caches()
-    try:
-        yield invoke_in_process
-    finally:
-        restore_environment(previous)
-        reset_service_caches()
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_event_file_through_sam_local_invoke(local_stack: StackInfo, name: str) -> None:
-    """Each file gets its expected answer from the function in its Lambda container, on a fresh
-    table, after the setup steps it names (tests/support/event_setups.py)."""
-    spec = EXPECTED[name]
-    table = f"e2e-{uuid.uuid4().hex[:10]}"
-    local_stack.create_table(table)
-    with contextlib.contextmanager(_in_process)(local_stack, table) as setup_invoke:
-        prepare(spec.get("setup", []), local_stack.simulator_url, setup_invoke)
-    answer = local_stack.invoke(spec["function"], ROOT / "events" / name, table_name=table)
-    check_answer(spec, answer)
+# The start-api tests come first: event files whose function finds no ticket ask WeChat to push one,
+# and the simulator pushes it to start-api, into the stack's own table, a moment later.
 
 
 def test_simulator_ticket_push_through_start_api_is_stored(local_stack: StackInfo) -> None:
@@ -113,3 +76,33 @@ def test_tampered_push_through_start_api_is_refused_and_stores_nothing(
     )
     assert answer.status_code == 401
     assert local_stack.items() == before
+
+
+def test_every_event_file_has_an_expectation() -> None:
+    files = sorted(p.name for p in (ROOT / "events").glob("*.json") if p.name != "expected.json")
+    assert files == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_event_file_through_sam_local_invoke(local_stack: StackInfo, name: str) -> None:
+    """Each file gets its expected answer from the function in its Lambda container, on a fresh
+    table, after the setup steps it names (tests/support/event_setups.py); then what it names must
+    hold in the table. The setup steps run the handlers in this process, against the stack's moto
+    and simulator (a container per step would double the run's time); the file itself goes
+    through ``sam local invoke``."""
+    spec = EXPECTED[name]
+    table = f"e2e-{uuid.uuid4().hex[:10]}"
+    local_stack.create_table(table)
+    environment = service_environment(
+        moto_url=local_stack.moto_url,
+        simulator_url=local_stack.simulator_url,
+        table_name=table,
+        component_appid=local_stack.component_appid,
+        secret_name=local_stack.secret_name,
+    )
+    with service_context(environment):
+        prepare(spec.get("setup", []), local_stack.simulator_url, invoke_in_process)
+    answer = local_stack.invoke(spec["function"], ROOT / "events" / name, table_name=table)
+    check_answer(spec, answer)
+    with service_context(environment):
+        verify(spec.get("then", []))

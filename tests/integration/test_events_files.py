@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from wechat_simulator import Platform, Simulator
 
 from tests.conftest import reset_service_caches
 from tests.support.aws import Resources, apply_environment, create_resources, restore_environment
-from tests.support.event_setups import check_answer, invoke_in_process, prepare
+from tests.support.event_setups import check_answer, invoke_in_process, prepare, verify
 from tests.support.template import ROOT
 
 pytestmark = pytest.mark.integration
@@ -32,6 +33,22 @@ def test_events_match_their_generator(tmp_path: Path) -> None:
     assert committed == sorted(p.name for p in tmp_path.glob("*.json"))
     for name in committed:
         assert (ROOT / "events" / name).read_text("utf-8") == (tmp_path / name).read_text("utf-8"), name
+
+
+def test_readme_gives_each_event_its_invoke_line_and_setup() -> None:
+    """README's table: one row per file with its exact ``sam local invoke`` line (through the
+    ``invoke`` alias), and a ``seed`` command exactly when the file needs setup."""
+    rows = {}
+    for line in (ROOT / "README.md").read_text("utf-8").splitlines():
+        found = re.search(r"`invoke (\w+) -e events/([\w.-]+)`", line)
+        if line.startswith("|") and found:
+            assert found.group(2) not in rows, f"{found.group(2)} twice in README"
+            rows[found.group(2)] = (found.group(1), line)
+    assert sorted(rows) == sorted(EXPECTED)
+    for name, (function, line) in rows.items():
+        assert function == EXPECTED[name]["function"], name
+        seeded = f"`seed events/{name}`" in line
+        assert seeded == bool(EXPECTED[name].get("setup")), f"{name}: seed command in README"
 
 
 @pytest.fixture
@@ -75,3 +92,4 @@ def test_event_file_gets_expected_answer(
     spec = EXPECTED[name]
     prepare(spec.get("setup", []), sample_simulator.url, invoke_in_process)
     check_answer(spec, invoke_in_process(name))
+    verify(spec.get("then", []))

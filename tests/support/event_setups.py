@@ -1,9 +1,13 @@
-"""The state a sample event in events/ needs before its function gives the expected answer.
+"""The state a sample event in events/ needs before its function gives the expected answer, and the
+check of that answer against events/expected.json.
 
 Events are static files, so the values they carry are fixed here and told to the WeChat simulator
 (which accepts chosen values for tickets and codes) before the event is invoked. Each step runs
 the real functions where it can: the ticket and the authorization are stored by invoking the
-sample pushes, not by writing the table.
+sample pushes, not by writing the table. What no function can make with a chosen value (the
+``state`` of an authorization link, a login session) is written to the table the way the service
+writes it, through ``wechat_core``: the caller points the service's environment at the table
+(``service_environment``).
 
 Used by the in-process check (tests/integration/test_events_files.py), the ``sam local`` tests
 (tests/e2e) and ``scripts/seed_events.py`` (against ``make local``).
@@ -11,7 +15,11 @@ Used by the in-process check (tests/integration/test_events_files.py), the ``sam
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import contextlib
+import json
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
@@ -20,6 +28,10 @@ SAMPLE_TICKET = "ticket@@@sample-ticket-for-local-runs"
 SAMPLE_MINI_PROGRAM = "wx5a3e1c9b7d2f4e60"
 SAMPLE_AUTHORIZATION_CODE = "queryauthcode@@@sample-authorization-for-local-runs"
 SAMPLE_JS_CODE = "sample-jscode-for-local-runs-0001"
+SAMPLE_STATE = "sample-state-for-local-runs-0001"  # of an authorization link we made
+SAMPLE_SESSION_TOKEN = "sample-session-token-for-local-runs-0001"  # what login would have answered
+SAMPLE_SESSION_KEY = base64.b64encode(b"sample-sessionky").decode()  # AES-128, as WeChat gives it
+SAMPLE_OPENID = "oSampleOpenidForLocalRuns001"
 
 # name of an event file -> the function's answer to it
 Invoke = Callable[[str], dict[str, Any]]
@@ -28,6 +40,12 @@ Invoke = Callable[[str], dict[str, Any]]
 def _sim(simulator_url: str, path: str, body: dict[str, Any], ok: tuple[int, ...] = (200, 201)) -> None:
     answer = requests.post(simulator_url + path, json=body, timeout=30)
     assert answer.status_code in ok, f"{path}: {answer.status_code} {answer.text}"
+
+
+def _store() -> Any:
+    from wechat_core import runtime
+
+    return runtime.store()
 
 
 def ticket(simulator_url: str, invoke: Invoke) -> None:
@@ -49,6 +67,7 @@ def authorization(simulator_url: str, invoke: Invoke) -> None:
     authorization_code(simulator_url, invoke)
     answer = invoke("callback-authorized-push.json")
     assert (answer.get("statusCode"), answer.get("body")) == (200, "success"), answer
+    authorization_stored()
 
 
 def login_code(simulator_url: str, invoke: Invoke) -> None:
@@ -56,27 +75,128 @@ def login_code(simulator_url: str, invoke: Invoke) -> None:
     _sim(simulator_url, "/__sim/wxlogin", {"appid": SAMPLE_MINI_PROGRAM, "code": SAMPLE_JS_CODE})
 
 
+def state(simulator_url: str, invoke: Invoke) -> None:
+    """The sample ``state`` is one of ours, as if an authorization link (auth_type 2) had been made
+    with it."""
+    from wechat_core import authorization as core_authorization
+    from wechat_core import clock
+
+    item = {"kind": "authorization", "created_at": clock.now(), "auth_type": 2, "biz_appid": ""}
+    _store().put_transient(
+        f"state#{SAMPLE_STATE}", item, 1800 + core_authorization.STATE_GRACE, only_new=False
+    )
+
+
+def session(simulator_url: str, invoke: Invoke) -> None:
+    """A login session of the sample Mini Program under the sample session token, as login stores
+    it (the session_key under a hash of the token)."""
+    from wechat_core import clock, miniprogram
+
+    item = {
+        "kind": "miniprogram_session",
+        "appid": SAMPLE_MINI_PROGRAM,
+        "openid": SAMPLE_OPENID,
+        "unionid": None,
+        "session_key": SAMPLE_SESSION_KEY,
+        "created_at": clock.now(),
+    }
+    sk = miniprogram._session_sk(SAMPLE_SESSION_TOKEN)  # the one definition of the key
+    _store().put_transient(sk, item, miniprogram.SESSION_TTL_SECONDS, only_new=False)
+
+
+def authorizer_due(simulator_url: str, invoke: Invoke) -> None:
+    """The sample authorizer's token is due now (as it is some 110 minutes after authorization)."""
+    from wechat_core.store import authorizer_sk
+
+    _store().update(authorizer_sk(SAMPLE_MINI_PROGRAM), set_values={"due_at": 0})
+
+
+def authorization_lost(simulator_url: str, invoke: Invoke) -> None:
+    """The table lost the sample authorization (a wiped table); WeChat still has it."""
+    from wechat_core.store import authorizer_sk
+
+    store = _store()
+    key = {"pk": {"S": store.pk}, "sk": {"S": authorizer_sk(SAMPLE_MINI_PROGRAM)}}
+    store.client.delete_item(TableName=store.table_name, Key=key)
+
+
+def no_ticket(simulator_url: str, invoke: Invoke) -> None:
+    """No component_verify_ticket and no component token stored, as on a fresh table (and no recent
+    request for a ticket push, so the function makes one)."""
+    from wechat_core.tokens import COMPONENT_TOKEN_SK
+
+    store = _store()
+    for sk in ("ticket", COMPONENT_TOKEN_SK, "ticket_push_request"):
+        store.client.delete_item(TableName=store.table_name, Key={"pk": {"S": store.pk}, "sk": {"S": sk}})
+
+
 STEPS: dict[str, Callable[[str, Invoke], None]] = {
     "ticket": ticket,
     "authorization_code": authorization_code,
     "authorization": authorization,
     "login_code": login_code,
+    "state": state,
+    "session": session,
+    "authorizer_due": authorizer_due,
+    "authorization_lost": authorization_lost,
+    "no_ticket": no_ticket,
+}
+
+
+# --- what must hold after the invoke (expected.json "then") ----------------------------------------
+
+
+def ticket_stored() -> None:
+    stored = _store().get_ticket()
+    assert stored is not None, "no component_verify_ticket stored"
+    assert stored.ticket == SAMPLE_TICKET, "another ticket stored"
+
+
+def no_ticket_stored() -> None:
+    assert _store().get_ticket() is None, "a ticket was stored"
+
+
+def authorization_stored() -> None:
+    from wechat_core.store import authorizer_sk
+
+    item = _store().get(authorizer_sk(SAMPLE_MINI_PROGRAM))
+    assert item is not None, "no authorization stored"
+    assert item.get("status") == "active", item.get("status")
+    assert str(item.get("refresh_token", "")).startswith("refreshtoken@@@"), "no refresh token stored"
+
+
+def table_empty() -> None:
+    store = _store()
+    items = store.client.scan(TableName=store.table_name, Select="COUNT")
+    assert items["Count"] == 0, f"{items['Count']} items written"
+
+
+def ticket_push_requested() -> None:
+    """The function asked WeChat to push a ticket (api_start_push_ticket), and noted when."""
+    assert _store().get("ticket_push_request") is not None, "no ticket push requested"
+
+
+CHECKS: dict[str, Callable[[], None]] = {
+    "ticket_stored": ticket_stored,
+    "no_ticket_stored": no_ticket_stored,
+    "authorization_stored": authorization_stored,
+    "table_empty": table_empty,
+    "ticket_push_requested": ticket_push_requested,
 }
 
 
 def invoke_in_process(name: str) -> dict[str, Any]:
     """The function of events/<name> (per expected.json), called in this process with the file."""
-    import json
-
     from tests.support.lambdas import LambdaContext, load_function
     from tests.support.template import ROOT, template
 
     function = json.loads((ROOT / "events/expected.json").read_text("utf-8"))[name]["function"]
-    code_uri = template()["Resources"][function]["Properties"]["CodeUri"]
+    properties = template()["Resources"][function]["Properties"]
+    # The time a Lambda has left is its Timeout (the refresher plans its run by it).
+    timeout = properties.get("Timeout", template()["Globals"]["Function"]["Timeout"])
     event = json.loads((ROOT / "events" / name).read_text("utf-8"))
-    answer: dict[str, Any] = load_function(code_uri).lambda_handler(
-        event, LambdaContext(function_name=function)
-    )
+    context = LambdaContext(function_name=function, remaining_millis=int(timeout) * 1000)
+    answer: dict[str, Any] = load_function(properties["CodeUri"]).lambda_handler(event, context)
     return answer
 
 
@@ -85,15 +205,101 @@ def prepare(steps: list[str], simulator_url: str, invoke: Invoke) -> None:
         STEPS[step](simulator_url, invoke)
 
 
-def check_answer(spec: dict[str, Any], answer: dict[str, Any]) -> None:
-    """The answer matches expected.json: ``expect`` (top-level fields, exactly), ``body`` (fields
-    of the JSON body, exactly) and ``body_keys`` (the JSON body's field names, exactly)."""
-    import json
+def verify(checks: list[str]) -> None:
+    for check in checks:
+        CHECKS[check]()
 
+
+def service_environment(
+    *, moto_url: str, simulator_url: str, table_name: str, component_appid: str, secret_name: str
+) -> dict[str, str]:
+    """The environment under which the service's code, in this process, uses that table, moto and
+    simulator, configured as local/env.json configures ``make local``."""
+    from tests.support.aws import aws_environment
+    from tests.support.template import ROOT
+
+    local = json.loads((ROOT / "local/env.json").read_text("utf-8"))["Parameters"]
+    return aws_environment(moto_url) | {
+        "TABLE_NAME": table_name,
+        "COMPONENT_APPID": component_appid,
+        "COMPONENT_SECRET_ID": secret_name,
+        "WECHAT_API_BASE": simulator_url,
+        "WECHAT_MP_BASE": simulator_url,
+        "WECHAT_OPEN_BASE": simulator_url,
+        "WECHAT_API_FALLBACK_BASE": "",
+        "TIMESTAMP_TOLERANCE_SECONDS": local["TIMESTAMP_TOLERANCE_SECONDS"],
+    }
+
+
+@contextlib.contextmanager
+def service_context(environment: dict[str, str]) -> Iterator[None]:
+    """Run the service's code in this process under ``environment``, with fresh caches."""
+    from tests.conftest import reset_service_caches
+    from tests.support.aws import apply_environment, restore_environment
+
+    previous = apply_environment(environment)
+    reset_service_caches()
+    try:
+        yield
+    finally:
+        restore_environment(previous)
+        reset_service_caches()
+
+
+# --- the answer --------------------------------------------------------------------------------------
+
+
+def _first_header(answer: dict[str, Any], name: str) -> str | None:
+    for key, values in (answer.get("multiValueHeaders") or {}).items():
+        if key.lower() == name.lower() and values:
+            return str(values[0])
+    for key, value in (answer.get("headers") or {}).items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+def _subset(expected: Any, actual: Any, where: str) -> None:
+    """``actual`` holds ``expected``: dicts by the listed keys, lists item by item (same length)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{where}: {actual!r} is not an object"
+        for key, value in expected.items():
+            assert key in actual, f"{where}.{key} missing"
+            _subset(value, actual[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list), f"{where}: {actual!r} is not a list"
+        assert len(actual) == len(expected), f"{where}: {len(actual)} items, expected {len(expected)}"
+        for index, (want, got) in enumerate(zip(expected, actual, strict=True)):
+            _subset(want, got, f"{where}[{index}]")
+    else:
+        assert actual == expected, f"{where}: {actual!r} != {expected!r}"
+
+
+def check_answer(spec: dict[str, Any], answer: dict[str, Any]) -> None:
+    """The answer matches expected.json:
+
+    - ``expect``: top-level fields of the answer, exactly (``statusCode``; ``body`` for text answers;
+      every field of the refresher's report);
+    - ``headers``: response headers, each a regular expression the value must match in full;
+    - ``body``: fields of the JSON body, exactly (objects by the keys listed, lists item by item);
+    - ``body_keys``: the JSON body's field names, exactly;
+    - ``body_match``: fields of the JSON body, each a regular expression its value must match in full;
+    - ``body_contains``: texts the (text) body must contain.
+    """
     assert {k: answer.get(k) for k in spec["expect"]} == spec["expect"], answer
-    if "body" in spec or "body_keys" in spec:
-        body = json.loads(answer["body"])
-        if "body" in spec:
-            assert {k: body.get(k) for k in spec["body"]} == spec["body"], body
-        if "body_keys" in spec:
-            assert sorted(body) == sorted(spec["body_keys"]), body
+    for name, pattern in spec.get("headers", {}).items():
+        value = _first_header(answer, name)
+        assert value is not None, f"no {name} header: {answer}"
+        assert re.fullmatch(pattern, value), f"{name}: {value!r} does not match {pattern!r}"
+    for text in spec.get("body_contains", []):
+        assert text in str(answer.get("body")), f"{text!r} not in {answer.get('body')!r}"
+    if not {"body", "body_keys", "body_match"} & set(spec):
+        return
+    body = json.loads(answer["body"])
+    if "body" in spec:
+        _subset(spec["body"], body, "body")
+    if "body_keys" in spec:
+        assert sorted(body) == sorted(spec["body_keys"]), body
+    for name, pattern in spec.get("body_match", {}).items():
+        assert name in body, f"body.{name} missing: {body}"
+        assert re.fullmatch(pattern, str(body[name])), f"body.{name}: {body[name]!r} !~ {pattern!r}"

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from wechat_core import clock, runtime
 from wechat_core.config import settings
-from wechat_core.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from wechat_core.errors import BadRequest, Forbidden, NotFound, Unauthorized, WeChatError
 from wechat_core.store import authorizer_sk
 from wechat_core.tokens import ComponentToken
 from wechat_core.wechat_api import client
@@ -36,10 +37,15 @@ JS_CODE = re.compile(r"[0-9A-Za-z_\-]{8,128}")
 SESSION_TOKEN = re.compile(r"[0-9A-Za-z_\-]{32,64}")
 SESSION_TTL_SECONDS = 7 * 24 * 3600
 USER_DATA_MAX_AGE_SECONDS = 3600
+NOT_A_MINI_PROGRAM = 40013  # "invalid appid": unknown to WeChat, or not a Mini Program
 
 
 class SessionNotFound(Unauthorized):
     reason = "unknown or expired session"
+
+
+class NotAMiniProgram(BadRequest):
+    reason = "this account is not a Mini Program"
 
 
 def _session_sk(session_token: str) -> str:
@@ -57,7 +63,7 @@ def check_authorized_mini_program(appid: str) -> None:
         raise Forbidden("this Mini Program's authorization is not active")
     kind = (item.get("info") or {}).get("kind")
     if kind not in (None, "mini_program"):
-        raise BadRequest("this account is not a Mini Program")
+        raise NotAMiniProgram
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +88,23 @@ def login(appid: str, js_code: str) -> Login:
     check_authorized_mini_program(appid)
     if not JS_CODE.fullmatch(js_code):
         raise BadRequest("code must be the string wx.login gave")
-    data = client().get(
-        "/sns/component/jscode2session",
-        {
-            "appid": appid,
-            "js_code": js_code,
-            "grant_type": "authorization_code",
-            "component_appid": settings().component_appid,
-        },
-        token=ComponentToken(),
-    )
+    try:
+        data = client().get(
+            "/sns/component/jscode2session",
+            {
+                "appid": appid,
+                "js_code": js_code,
+                "grant_type": "authorization_code",
+                "component_appid": settings().component_appid,
+            },
+            token=ComponentToken(),
+        )
+    except WeChatError as error:
+        # The account's kind is unknown when its info could not be fetched (or it was recovered
+        # from the authorizer list); an Official Account then gets here, and is no 502.
+        if error.errcode == NOT_A_MINI_PROGRAM:
+            raise NotAMiniProgram from None
+        raise
     openid, session_key = data.get("openid"), data.get("session_key")
     if not openid or not session_key:
         raise BadRequest("WeChat gave no session for this code")
@@ -150,14 +163,17 @@ def decrypt_user_data(appid: str, session_token: str, encrypted_data: Any, iv: A
         raise BadRequest("cannot decrypt encryptedData with this session") from None
     if not isinstance(data, dict):
         raise BadRequest("decrypted data is not an object")
-    watermark = data.get("watermark") or {}
-    if watermark.get("appid") != appid:
+    watermark = data.get("watermark")
+    if not isinstance(watermark, dict) or watermark.get("appid") != appid:
         metrics.add_metric("UserDataWatermarkMismatch", MetricUnit.Count, 1)
         raise Forbidden("watermark appid does not match this Mini Program")
-    try:
-        age = abs(clock.now() - float(watermark.get("timestamp", "")))
-    except (TypeError, ValueError):
-        raise BadRequest("watermark has no timestamp") from None
+    timestamp = watermark.get("timestamp")
+    # WeChat sends epoch seconds as a number; bool is an int in Python, NaN compares as in range.
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float) or not math.isfinite(timestamp):
+        raise BadRequest("watermark has no timestamp")
+    age = clock.now() - timestamp
     if age > USER_DATA_MAX_AGE_SECONDS:
         raise BadRequest("watermark timestamp is too old")
+    if age < -USER_DATA_MAX_AGE_SECONDS:
+        raise BadRequest("watermark timestamp is in the future")
     return data
