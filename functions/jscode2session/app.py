@@ -80,8 +80,8 @@ def decrypt(appid: str) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-# Responses hold session tokens and decrypted phone numbers: none of it goes into X-Ray.
-@tracer.capture_lambda_handler(capture_response=False)
+# Responses and errors can hold tokens, session tokens and user data: none of it goes into X-Ray.
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
