@@ -10,14 +10,16 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import requests
 
-from tests.support import template
+from tests.support import moto_launcher, template
 
 REGION = "us-east-1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -27,13 +29,20 @@ def free_port() -> int:
 
 
 class MotoServer:
-    """moto's standalone server in its own process, on a loopback port."""
+    """moto's standalone server in its own process, on a loopback port, with DynamoDB serialized
+    (tests/support/moto_launcher.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, switch_interval: float | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Checked here too: the server's own refusal would go to DEVNULL and read "did not start".
+        moto_launcher.check()
+        argv = [sys.executable, "-m", "tests.support.moto_launcher", "-H", "127.0.0.1", "-p", str(self.port)]
+        if switch_interval is not None:
+            argv += ["--switch-interval", str(switch_interval)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            argv,
+            cwd=ROOT,  # where -m finds tests.support, whichever directory pytest or the bench ran from
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
