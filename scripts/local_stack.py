@@ -802,6 +802,9 @@ class LocalStack:
             # Only links for a browser on this machine are built on these two hosts.
             "WECHAT_MP_BASE": f"http://{engine.local_host}:{sim_port}",
             "WECHAT_OPEN_BASE": f"http://{engine.local_host}:{sim_port}",
+            # Links WeChat sends the browser back to: this machine's start-api. Deployed, the
+            # functions take API Gateway's own domain and stage instead (never the Host header).
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
         }
         added = declare_local_variables(self.build_dir / "template.yaml", sorted(env_vars))
         if added:
@@ -845,7 +848,15 @@ class LocalStack:
         moto = self._spawn(
             "moto server",
             "moto",
-            [sys.executable, "-m", "moto.server", "-H", engine.bind_host, "-p", str(moto_port)],
+            [
+                sys.executable,
+                "-m",
+                "tests.support.moto_launcher",  # moto.server with DynamoDB serialized, as in the tests
+                "-H",
+                engine.bind_host,
+                "-p",
+                str(moto_port),
+            ],
             dict(os.environ),
         )
         _wait("moto server", lambda: self._answers(info.moto_url + "/moto-api/"), 60, moto)

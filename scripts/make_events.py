@@ -156,13 +156,13 @@ _Q = r"[^&#]+"
 PC_LINK = (
     rf"https?://[^/]+/cgi-bin/componentloginpage\?component_appid={COMPONENT}"
     rf"&pre_auth_code=preauthcode%40%40%40{_Q}"
-    r"&redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A3000%2Fwechat%2Fcomponent%2Fauthorized%3Fstate%3D"
+    r"&redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A[0-9]+%2Fwechat%2Fcomponent%2Fauthorized%3Fstate%3D"
     rf"[A-Za-z0-9_-]{{32}}&auth_type=2"
 )
 MOBILE_LINK = (
     r"https?://[^/]+/wxaopen/safe/bindcomponent\?action=bindcomponent&no_scan=1"
     rf"&component_appid={COMPONENT}&pre_auth_code=preauthcode%40%40%40{_Q}"
-    r"&redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A3000%2Fwechat%2Fcomponent%2Fauthorized%3Fstate%3D"
+    r"&redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A[0-9]+%2Fwechat%2Fcomponent%2Fauthorized%3Fstate%3D"
     rf"[A-Za-z0-9_-]{{32}}&auth_type=3&biz_appid={SAMPLE_MINI_PROGRAM}#wechat_redirect"
 )
 SESSION_TOKEN = r"[A-Za-z0-9_-]{43}"  # secrets.token_urlsafe(32)
@@ -328,9 +328,10 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             {**JSON, "Authorization": f"Bearer {SAMPLE_SESSION_TOKEN}"},
             appid=SAMPLE_MINI_PROGRAM,
         ),
-        # Decrypted with the session's key and the watermark's appid checked; a static file cannot
-        # carry a watermark younger than an hour, so its age is what is refused.
-        {"setup": ["session"]} | _error(400, "watermark timestamp is too old"),
+        # The session of an authorized Mini Program, decrypted with its key and the watermark's
+        # appid checked; a static file cannot carry a watermark younger than an hour, so its age
+        # is what is refused.
+        {"setup": ["ticket", "authorization", "session"]} | _error(400, "watermark timestamp is too old"),
     ),
     "decrypt-unknown-session.json": (
         "JsCode2SessionFunction",
@@ -387,25 +388,6 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         _get(f"/wechat/authorizers/{NEVER_AUTHORIZED}/token", TOKEN, appid=NEVER_AUTHORIZED),
         _error(404, "authorizer not found"),
     ),
-    "admin-component-token.json": (
-        "AdminFunction",
-        _get(COMPONENT_TOKEN, COMPONENT_TOKEN),
-        {
-            "setup": ["ticket"],
-            "expect": {"statusCode": 200},
-            "body_keys": ["component_access_token", "expires_at", "expires_in"],
-            "body_match": {
-                "component_access_token": r"sim_cat_[A-Za-z0-9_-]+",
-                "expires_at": r"[0-9]{10}",
-                "expires_in": r"71[0-9]{2}|7200",
-            },
-        },
-    ),
-    "admin-component-token-no-ticket.json": (
-        "AdminFunction",
-        _get(COMPONENT_TOKEN, COMPONENT_TOKEN),
-        NO_TICKET,
-    ),
     "admin-list.json": (
         "AdminFunction",
         _get("/wechat/authorizers", "/wechat/authorizers", {"limit": "50"}),
@@ -448,6 +430,26 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         rest_event(
             "POST", "/wechat/authorizers/recover", resource="/wechat/authorizers/recover", headers=HOST
         ),
+        NO_TICKET,
+    ),
+    # --- ComponentTokenFunction (IAM): GET /wechat/component/token ---------------------------------
+    "component-token.json": (
+        "ComponentTokenFunction",
+        _get(COMPONENT_TOKEN, COMPONENT_TOKEN),
+        {
+            "setup": ["ticket"],
+            "expect": {"statusCode": 200},
+            "body_keys": ["component_access_token", "expires_at", "expires_in"],
+            "body_match": {
+                "component_access_token": r"sim_cat_[A-Za-z0-9_-]+",
+                "expires_at": r"[0-9]{10}",
+                "expires_in": r"71[0-9]{2}|7200",
+            },
+        },
+    ),
+    "component-token-no-ticket.json": (
+        "ComponentTokenFunction",
+        _get(COMPONENT_TOKEN, COMPONENT_TOKEN),
         NO_TICKET,
     ),
 }

@@ -36,6 +36,7 @@ from tests.support.aws import (  # noqa: E402
     restore_environment,
 )
 from tests.support.gateway import Gateway  # noqa: E402
+from tests.support.iam import RECORDER, CallRecorder  # noqa: E402
 
 
 def reset_service_caches() -> None:
@@ -45,6 +46,19 @@ def reset_service_caches() -> None:
     core_aws.reset()
     wechat_api.reset()
     tokens.LeasedToken.forget_all()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_calls_within_policy() -> Iterator[CallRecorder]:
+    """Every AWS call a handler made in this session (tests/support/iam.py records them) is allowed by
+    its function's role in template.yaml as SAM translates it; checked when the session ends."""
+    recorder = RECORDER.install()
+    yield recorder
+    recorder.uninstall()
+    refused = recorder.refused()
+    assert not refused, "calls the function's policy in template.yaml does not allow:\n" + "\n".join(
+        f"  {c.function}: {c.action} on {c.resource}" for c in refused
+    )
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from wechat_core import admin, web
+from wechat_core import admin, tracing, web
 from wechat_core.errors import BadRequest
+
+MAX_BODY_BYTES = 4 * 1024
 
 app = APIGatewayRestResolver()
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=tracing.PATCHED_MODULES)
 metrics = Metrics()
 web.install_error_handler(app, logger)
 
@@ -21,11 +23,6 @@ web.install_error_handler(app, logger)
 @app.get("/wechat/authorizers/<appid>/token")
 def authorizer_token(appid: str) -> dict[str, Any]:
     return admin.authorizer_access_token(appid)
-
-
-@app.get("/wechat/component/token")
-def component_token() -> dict[str, Any]:
-    return admin.component_access_token()
 
 
 @app.get("/wechat/authorizers")
@@ -36,6 +33,12 @@ def authorizers() -> dict[str, Any]:
     except ValueError:
         raise BadRequest("limit must be an integer") from None
     return admin.list_authorizers(limit, query.get("next"))
+
+
+@app.post("/wechat/component/authorize-links")
+def authorize_link() -> dict[str, Any]:
+    body = web.json_body(app.current_event, MAX_BODY_BYTES)
+    return admin.signed_authorization_link(web.public_base_url(app.current_event), body)
 
 
 @app.post("/wechat/authorizers/recover")

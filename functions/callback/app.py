@@ -8,11 +8,11 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from wechat_core import component_events, web
+from wechat_core import component_events, tracing, web
 
 app = APIGatewayRestResolver()
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=tracing.PATCHED_MODULES)
 metrics = Metrics()
 web.install_error_handler(app, logger)
 

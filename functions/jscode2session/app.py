@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -10,8 +9,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from wechat_core import miniprogram, web
-from wechat_core.errors import BadRequest, UnsupportedMediaType
+from wechat_core import miniprogram, tracing, web
+from wechat_core.errors import BadRequest
 
 MAX_BODY_BYTES = 16 * 1024
 
@@ -32,30 +31,17 @@ def _cors() -> CORSConfig | None:
 # default ``Access-Control-Allow-Origin: *`` when ALLOWED_ORIGINS is empty.
 app = APIGatewayRestResolver(cors=_cors())
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=tracing.PATCHED_MODULES)
 metrics = Metrics()
 web.install_error_handler(app, logger)
 
 
 def _json_body() -> dict[str, Any]:
-    event = app.current_event
-    content_type = web.header(event, "Content-Type")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("Content-Type must be application/json")
-    raw = web.raw_body(event, limit=MAX_BODY_BYTES)
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    return body
+    return web.json_body(app.current_event, MAX_BODY_BYTES)
 
 
 def _session_token(body: dict[str, Any]) -> str:
-    header = next(
-        (v for k, v in (app.current_event.headers or {}).items() if k.lower() == "authorization"), ""
-    )
+    header = web.header(app.current_event, "Authorization")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
     token = body.get("session_token")

@@ -10,13 +10,13 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from wechat_core import authorization, web
+from wechat_core import authorization, tracing, web
 from wechat_core.config import settings
 from wechat_core.errors import BadRequest
 
 app = APIGatewayRestResolver()
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=tracing.PATCHED_MODULES)
 metrics = Metrics()
 web.install_error_handler(app, logger)
 
@@ -24,6 +24,7 @@ web.install_error_handler(app, logger)
 @app.get("/wechat/component/authorize")
 def authorize() -> Response[Any]:
     query = app.current_event.query_string_parameters or {}
+    authorization.check_link_access(query)
     answer = query.get("format", "html")
     if answer not in ("html", "json", "redirect"):
         raise BadRequest("format must be html, json or redirect")
@@ -59,13 +60,7 @@ def authorize() -> Response[Any]:
 @app.get("/wechat/component/authorized")
 def authorized() -> Response[Any]:
     query = app.current_event.query_string_parameters or {}
-    authorization.check_state(query.get("state"))
-    code = query.get("auth_code")
-    if not code:
-        raise BadRequest("authorization refused or auth_code missing")
-    if len(code) > 512:
-        raise BadRequest("malformed auth_code")
-    result = authorization.complete(code)
+    result = authorization.finish_redirect(query.get("state"), query.get("auth_code"))
     target = settings().authorized_redirect_url
     if target:
         separator = "&" if "?" in target else "?"

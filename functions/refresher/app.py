@@ -7,10 +7,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from wechat_core import refresher
+from wechat_core import refresher, tracing
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=tracing.PATCHED_MODULES)
 metrics = Metrics()
 
 

@@ -14,6 +14,7 @@ from wechat_core import authorization, config, runtime
 from wechat_core.errors import Conflict, WeChatCodeInvalid
 from wechat_simulator import Platform, Simulator
 
+from tests.conftest import FixedClock
 from tests.support.aws import Resources
 from tests.support.flows import accepted_refresh_tokens, add_fault, authorize, authorizer, calls, give_ticket
 from tests.support.gateway import Gateway
@@ -222,7 +223,7 @@ def test_refused_authorization_and_bad_codes(site: Gateway, simulator: Simulator
 
 
 def test_unauthorized_push_revokes_and_tokens_are_no_longer_handed_out(
-    site: Gateway, simulator: Simulator, service: Resources
+    site: Gateway, simulator: Simulator, service: Resources, fixed_clock: FixedClock
 ) -> None:
     appid = authorize(simulator)
     token = requests.get(f"{site.url}/wechat/authorizers/{appid}/token", timeout=10)
@@ -238,7 +239,10 @@ def test_unauthorized_push_revokes_and_tokens_are_no_longer_handed_out(
     refused = requests.get(f"{site.url}/wechat/authorizers/{appid}/token", timeout=10)
     assert (refused.status_code, refused.json()) == (409, {"error": "authorization revoked"})
 
-    # The owner authorizes again later: the new code brings the authorization back.
+    # The owner authorizes again later (a revocation wins a push in its own second): the new
+    # code brings the authorization back.
+    simulator.advance_clock(2)
+    fixed_clock.value = simulator.state.now()
     code = simulator.query_auth_code(appid, push=True)
     assert code
     assert authorizer(appid)["status"] == "active"

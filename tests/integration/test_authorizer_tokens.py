@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 from aws_lambda_powertools import Metrics
-from wechat_core import clock, component_api, config, refresher, runtime, tokens
-from wechat_core.errors import WeChatRefreshTokenInvalid
+from wechat_core import clock, component_api, config, refresher, runtime, tokens, wechat_api
+from wechat_core.errors import LeaseExpired, WeChatRefreshTokenInvalid
 from wechat_core.tokens import AuthorizerToken, AuthorizerUnavailable, ComponentToken
 from wechat_simulator import Simulator
 
@@ -200,6 +200,47 @@ def test_61023_with_a_refresh_token_rotated_elsewhere_recovers(appid: str, simul
     assert value in accepted_access_tokens(simulator, appid)
     assert authorizer(appid)["refresh_token"] in accepted_refresh_tokens(simulator, appid)
     assert authorizer(appid)["status"] == "active"
+
+
+def test_holder_whose_lease_ran_out_mid_refresh_makes_no_further_call(
+    appid: str, simulator: Simulator, fixed_clock: FixedClock
+) -> None:
+    """WeChat answers the first call (61023, the refresh token was rotated elsewhere) so slowly that
+    the holder's lease is over by then: it must not go on to api_get_authorizer_info and a second
+    api_authorizer_token, since another caller may have taken over; that caller does the work."""
+    simulator.set_rotation(appid, enabled=True, grace_seconds=0)
+    requests.post(
+        f"{simulator.url}/cgi-bin/component/api_authorizer_token",
+        params={"component_access_token": ComponentToken().get()},
+        json={
+            "component_appid": simulator.state.platform.appid,
+            "authorizer_appid": appid,
+            "authorizer_refresh_token": authorizer(appid)["refresh_token"],
+        },
+        timeout=5,
+    ).raise_for_status()
+    make_due(appid)
+    before = {api: calls(simulator, api) for api in ("api_authorizer_token", "api_get_authorizer_info")}
+
+    def slow_answer(response: requests.Response, **_: Any) -> None:
+        if response.url.split("?")[0].endswith("/api_authorizer_token"):
+            fixed_clock.advance(tokens.LEASE_SECONDS)  # the answer took the whole lease
+
+    hooks = wechat_api.client().session.hooks["response"]
+    hooks.append(slow_answer)
+    try:
+        with pytest.raises(LeaseExpired):
+            AuthorizerToken(appid).get()
+    finally:
+        hooks.remove(slow_answer)
+    assert calls(simulator, "api_authorizer_token") == before["api_authorizer_token"] + 1
+    assert calls(simulator, "api_get_authorizer_info") == before["api_get_authorizer_info"]
+    item = authorizer(appid)
+    assert item["status"] == "active"  # no false 61023 alarm from a holder that gave up
+    assert "lease_owner" not in item
+    value = AuthorizerToken(appid).get()  # the next caller recovers and refreshes
+    assert value in accepted_access_tokens(simulator, appid)
+    assert authorizer(appid)["refresh_token"] in accepted_refresh_tokens(simulator, appid)
 
 
 def test_40001_invalidates_the_stored_component_token_and_retries_once(

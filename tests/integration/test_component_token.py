@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 import requests
 from wechat_core import clock, runtime, tokens
-from wechat_core.errors import NoTicket, UpstreamError, WeChatBusy, WeChatError, WeChatQuotaExceeded
+from wechat_core.errors import (
+    LeaseExpired,
+    NoTicket,
+    UpstreamError,
+    WeChatBusy,
+    WeChatError,
+    WeChatQuotaExceeded,
+)
 from wechat_simulator import Simulator
 
 from tests.conftest import FixedClock
@@ -116,13 +123,42 @@ def test_older_answer_never_replaces_newer(
     slow = tokens.ComponentToken()
     leased = slow._take_lease(clock.now())
     assert leased is not None
-    fixed_clock.advance(tokens.LEASE_SECONDS + 1)  # the slow holder's lease runs out
-    newer = tokens.ComponentToken().get()  # someone else takes over and stores
+    real_fetch = slow.fetch
+    taken_over: list[str] = []
+
+    def answer_arrives_after_the_lease(item: dict[str, Any]) -> tokens.Fetched:
+        answer = real_fetch(item)  # WeChat answers the call made in time ...
+        fixed_clock.advance(tokens.LEASE_SECONDS + 1)  # ... but the answer arrives after the lease
+        with ThreadPoolExecutor(1) as other_lambda:  # someone else takes over and stores
+            taken_over.append(other_lambda.submit(tokens.ComponentToken().get).result())
+        return answer
+
+    slow.fetch = answer_arrives_after_the_lease  # type: ignore[method-assign]
     late = slow.refresh_leased(leased)  # the slow holder's answer arrives last
+    (newer,) = taken_over
     assert late != newer
     item = stored(service)
     assert item["access_token"] == newer
     assert item["version"] == 1
+
+
+def test_holder_past_its_lease_makes_no_wechat_call(
+    ticket: str, simulator: Simulator, service: Resources, fixed_clock: FixedClock
+) -> None:
+    slow = tokens.ComponentToken()
+    leased = slow._take_lease(clock.now())
+    assert leased is not None
+    # The holder was held up (before its call) until its lease is nearly over: it must not call
+    # WeChat now, since another caller may take over any moment and call too.
+    fixed_clock.advance(tokens.LEASE_SECONDS - tokens.LEASE_MARGIN_SECONDS + 0.1)
+    with pytest.raises(LeaseExpired):
+        slow.refresh_leased(leased)
+    assert calls(simulator, "api_component_token") == 0
+    assert "lease_owner" not in stored(service)  # given back at once
+    fixed_clock.advance(1)
+    value = tokens.ComponentToken().get()  # the next caller refreshes, once
+    assert simulator.state.component_token_valid(value)
+    assert calls(simulator, "api_component_token") == 1
 
 
 def test_no_ticket_is_a_clear_error_and_asks_wechat_to_push(service: Resources, simulator: Simulator) -> None:

@@ -654,6 +654,8 @@ def _sealed(simulator: Simulator, plain: Any) -> dict[str, Any]:
         ({"watermark": {"appid": "{mini}"}}, 400, "watermark has no timestamp"),
         ({"watermark": {"appid": "{mini}", "timestamp": "soon"}}, 400, "watermark has no timestamp"),
         ({"watermark": {"appid": "{mini}", "timestamp": "NaN"}}, 400, "watermark has no timestamp"),
+        ({"watermark": {"appid": "{mini}", "timestamp": float("nan")}}, 400, "watermark has no timestamp"),
+        ({"watermark": {"appid": "{mini}", "timestamp": float("inf")}}, 400, "watermark has no timestamp"),
         ({"watermark": {"appid": "{mini}", "timestamp": {"t": 1}}}, 400, "watermark has no timestamp"),
         ({"watermark": {"appid": "{mini}", "timestamp": True}}, 400, "watermark has no timestamp"),
         (["a list"], 400, "decrypted data is not an object"),
@@ -665,6 +667,8 @@ def _sealed(simulator: Simulator, plain: Any) -> dict[str, Any]:
         "no-timestamp",
         "word",
         "nan",
+        "nan-number",
+        "infinity",
         "map",
         "bool",
         "list",
@@ -682,6 +686,34 @@ def test_odd_decrypted_content_is_refused(
     plain = json.loads(json.dumps(plain).replace("{mini}", mini))
     answer = decrypt(gateway, mini, session["session_token"], _sealed(simulator, plain))
     assert (answer.status_code, answer.json()) == (status, {"error": reason})
+
+
+def test_a_revocation_ends_the_sessions_made_before_it(
+    mini: str, simulator: Simulator, gateway: Gateway, session: dict[str, Any], fixed_clock: FixedClock
+) -> None:
+    payload = simulator.user_data("phone", openid=session["openid"], appid=mini)
+    assert decrypt(gateway, mini, session["session_token"], payload).status_code == 200
+    simulator.callback_url = gateway.url + EVENTS_PATH
+    simulator.revoke(mini, push=True)
+    revoked = decrypt(gateway, mini, session["session_token"], payload)
+    assert (revoked.status_code, revoked.json()) == (
+        403,
+        {"error": "this Mini Program's authorization is not active"},
+    )
+    # Authorized again two seconds later (on both clocks): the old session stays ended, a new
+    # login works.
+    simulator.advance_clock(2)
+    fixed_clock.value = simulator.state.now()
+    simulator.query_auth_code(mini, push=True)
+    ended = decrypt(gateway, mini, session["session_token"], payload)
+    assert (ended.status_code, ended.json()) == (
+        401,
+        {"error": "session ended: the Mini Program's authorization was revoked"},
+    )
+    fresh = login(gateway, mini, {"code": simulator.wx_login(mini)})
+    assert fresh.status_code == 200, fresh.text
+    new_payload = simulator.user_data("phone", openid=fresh.json()["openid"], appid=mini)
+    assert decrypt(gateway, mini, fresh.json()["session_token"], new_payload).status_code == 200
 
 
 def test_unknown_or_foreign_sessions_are_refused(

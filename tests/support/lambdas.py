@@ -12,11 +12,18 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl
 
+from tests.support import iam
 from tests.support.template import ROOT, binary_media_types
+
+# The domain API Gateway puts in every event's request context (its own, not the Host header).
+API_DOMAIN = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
 
 
 def load_function(code_uri: str) -> ModuleType:
-    """Import ``<code_uri>/app.py`` under a unique module name (every function's file is app.py)."""
+    """Import ``<code_uri>/app.py`` under a unique module name (every function's file is app.py).
+
+    Its handler's AWS calls are recorded as the template's function of ``code_uri`` (tests/support/iam.py).
+    """
     name = "fn_" + re.sub(r"\W", "_", code_uri)
     if name in sys.modules:
         return sys.modules[name]
@@ -26,6 +33,7 @@ def load_function(code_uri: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    iam.attribute(module, code_uri)
     return module
 
 
@@ -80,6 +88,7 @@ def rest_event(
             "httpMethod": method,
             "path": f"/v1{path}",
             "stage": "v1",
+            "domainName": API_DOMAIN,
             "requestId": str(uuid.uuid4()),
             "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
         },

@@ -7,9 +7,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.support import iam
 from tests.support.template import ROOT, api_routes, template
 
 pytestmark = pytest.mark.unit
@@ -70,6 +72,9 @@ def test_layer_has_no_boto3_and_is_pinned() -> None:
         assert normal(line) in dev, f"{line} differs between the layer and requirements-dev.txt"
 
 
+IAM_FUNCTIONS = {"AdminFunction", "ComponentTokenFunction"}
+
+
 def test_admin_routes_need_iam_and_public_routes_do_not() -> None:
     resources = template()["Resources"]
     for name, resource in resources.items():
@@ -78,27 +83,200 @@ def test_admin_routes_need_iam_and_public_routes_do_not() -> None:
         for event in resource["Properties"].get("Events", {}).values():
             if event["Type"] != "Api":
                 continue
-            auth = event["Properties"].get("Auth", {}).get("Authorizer")
-            assert (auth == "AWS_IAM") == (name == "AdminFunction"), (name, event["Properties"]["Path"])
+            auth = event["Properties"].get("Auth", {})
+            where = (name, event["Properties"]["Path"])
+            assert (auth.get("Authorizer") == "AWS_IAM") == (name in IAM_FUNCTIONS), where
+            if name in IAM_FUNCTIONS:
+                # Without it SAM makes API Gateway invoke with the caller's own credentials.
+                assert auth.get("InvokeRole") == "NONE", where
 
 
-def test_functions_share_one_least_privilege_policy() -> None:
+def _translated_methods() -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(method, path, operation, securityDefinitions) of every method the translated API serves."""
+    methods = []
+    for resource in iam.translated()["Resources"].values():
+        if resource["Type"] != "AWS::ApiGateway::RestApi":
+            continue
+        body = resource["Properties"]["Body"]
+        assert not body.get("security"), "no API-wide authorization"
+        for path, operations in body["paths"].items():
+            for method, operation in operations.items():
+                methods.append((method.upper(), path, operation, body.get("securityDefinitions", {})))
+    return methods
+
+
+def test_translated_api_passes_no_caller_credentials_and_authorizes_as_declared() -> None:
+    """The API as SAM translates it: no integration runs with credentials (with the caller's, anyone
+    allowed lambda:InvokeFunction could call the admin functions with any event, and a caller with
+    only execute-api:Invoke would get a 500); IAM routes are AWS_IAM, the others NONE."""
+    resources = iam.translated()["Resources"]
+    for resource in resources.values():  # methods SAM or a later edit might declare as resources
+        if resource["Type"] == "AWS::ApiGateway::Method":
+            assert "Credentials" not in resource["Properties"].get("Integration", {})
+    iam_routes = {(m, p) for m, p, name, _ in api_routes() if name in IAM_FUNCTIONS}
+    methods = _translated_methods()
+    assert {(m, p) for m, p, _, _ in methods} == {(m, p) for m, p, _, _ in api_routes()}
+    for method, path, operation, definitions in methods:
+        assert "credentials" not in operation["x-amazon-apigateway-integration"], (method, path)
+        kinds = {
+            definitions[name]["x-amazon-apigateway-authtype"]
+            for requirement in operation.get("security", [])
+            for name in requirement
+        }
+        authorization_type = {frozenset(): "NONE", frozenset({"awsSigv4"}): "AWS_IAM"}[frozenset(kinds)]
+        expected = "AWS_IAM" if (method, path) in iam_routes else "NONE"
+        assert authorization_type == expected, (method, path)
+
+
+# Each function's DynamoDB item operations, as its code performs them (proved by
+# tests/integration/test_least_privilege.py, which drives every function and records its calls).
+ACTIONS = {
+    # pushes: ticket (Put), authorization events (Put + Update), the code exchange, the component
+    # token; the idempotency records (Put, Update, Delete when processing fails, Get)
+    "CallbackFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
+    # a link's state (Put), the redirect's state (Get), the exchange (Update, Put), the component token
+    "PreAuthFunction": {"GetItem", "PutItem", "UpdateItem"},
+    # the authorization (Get), a session (Put, Get), the component token (Get, Update)
+    "JsCode2SessionFunction": {"GetItem", "PutItem", "UpdateItem"},
+    # due tokens from the due index (Query), leases and tokens (Get, Update)
+    "RefresherFunction": {"GetItem", "UpdateItem", "Query"},
+    # tokens (Get, Update), the authorizer list (Query on the table), recovery (Update)
+    "AdminFunction": {"GetItem", "UpdateItem", "Query"},
+    "ComponentTokenFunction": {"GetItem", "UpdateItem"},
+}
+ITEM_ACTIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"}
+TABLE_ARN = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Name}"
+SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:" + (
+    "${ComponentSecretName}-??????"
+)
+
+
+def _sub(resource: Any) -> str:
+    """The ARN pattern of a ``!Sub`` resource; its table is the one of this stack or the shared one."""
+    assert set(resource) == {"Fn::Sub"}, resource
+    value = resource["Fn::Sub"]
+    if isinstance(value, str):
+        return value
+    text, variables = value
+    assert variables == {"Name": {"Fn::If": ["CreateTable", {"Ref": "Table"}, {"Ref": "SharedTableName"}]}}
+    return str(text)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_each_function_has_its_own_least_privilege_policy() -> None:
     resources = template()["Resources"]
-    statements = resources["ServiceAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    actions = {
-        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    }
-    assert actions == {
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:Query",
-        "secretsmanager:GetSecretValue",
-    }
-    for resource in resources.values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            assert resource["Properties"]["Policies"] == [{"Ref": "ServiceAccessPolicy"}]
+    assert not [n for n, r in resources.items() if r["Type"] == "AWS::IAM::ManagedPolicy"], "no shared policy"
+    functions = {n: r["Properties"] for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    assert set(functions) == set(ACTIONS)
+    for name, props in functions.items():
+        (policy,) = props["Policies"]  # one inline policy document, this function's own
+        dynamodb: dict[str, set[str]] = {}
+        secrets: set[str] = set()
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = _listed(statement["Action"])
+            arns = [_sub(r) for r in _listed(statement["Resource"])]
+            for action in actions:
+                service, _, operation = action.partition(":")
+                assert "*" not in action, (name, action)
+                assert "?" not in action, (name, action)
+                if service == "secretsmanager":
+                    # The secret by its exact ARN pattern: the name and the 6 characters Secrets Manager
+                    # appends ("-*" would also match every secret whose name starts the same).
+                    assert (operation, arns) == ("GetSecretValue", [SECRET_ARN]), name
+                    secrets.add(operation)
+                    continue
+                # Items only: no Scan, no batch or table-level actions.
+                assert service == "dynamodb", (name, action)
+                assert operation in ITEM_ACTIONS, (name, action)
+                for arn in arns:
+                    dynamodb.setdefault(operation, set()).add(arn)
+        assert set(dynamodb) == ACTIONS[name], name
+        assert secrets == {"GetSecretValue"}, name
+        for operation, arns in dynamodb.items():
+            # The due index only for its one reader (Query), and the table itself never queried by it.
+            expected = (
+                {TABLE_ARN + "/index/due"}
+                if name == "RefresherFunction" and operation == "Query"
+                else {TABLE_ARN}
+            )
+            assert arns == expected, (name, operation)
+
+
+def test_secret_pattern_matches_only_the_platform_secret() -> None:
+    policy = iam.FunctionPolicy.of("CallbackFunction", table_name="t", secret_name="wechat-component")
+    prefix = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+    assert policy.allows("secretsmanager:GetSecretValue", prefix + "wechat-component-Ab12Cd")
+    for other in ("wechat-component-prod-Ab12Cd", "wechat-componentX-Ab12Cd", "wechat-component-Ab12Cde"):
+        assert not policy.allows("secretsmanager:GetSecretValue", prefix + other), other
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/t"
+    assert policy.allows("dynamodb:GetItem", table)
+    assert not policy.allows("dynamodb:GetItem", table + "x")
+    assert not policy.allows("dynamodb:Scan", table)
+
+
+def _parameter_default(value: Any) -> float:
+    assert set(value) == {"Ref"}, value
+    return float(template()["Parameters"][value["Ref"]]["Default"])
+
+
+def _method_settings() -> dict[tuple[str, str], dict[str, Any]]:
+    """(HttpMethod, ResourcePath) -> setting, from the Api's stage as SAM translates it."""
+    (stage,) = [r for r in iam.translated()["Resources"].values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    return {(s["HttpMethod"], s["ResourcePath"]): s for s in stage["Properties"]["MethodSettings"]}
+
+
+def _encoded(path: str) -> str:
+    """A resource path as MethodSettings names it: "/" + the path with every "/" written "~1"."""
+    return "/" + path.replace("/", "~1")
+
+
+def test_method_settings_name_methods_the_api_serves() -> None:
+    served = {(m, _encoded(p)) for m, p, _, _ in api_routes()}
+    for method, path in _method_settings():
+        assert (method, path) in served or (method, path) == ("*", "/*"), (method, path)
+
+
+QUOTA_SPENDING_ANONYMOUS_ROUTES = [
+    ("GET", "/wechat/component/authorize"),  # api_create_preauthcode
+    ("GET", "/wechat/component/authorized"),  # api_query_auth
+    ("POST", "/wechat/miniprogram/{appid}/login"),  # jscode2session
+]
+
+
+def test_anonymous_routes_that_spend_wechat_quota_are_throttled_at_most_at_the_default() -> None:
+    settings = _method_settings()
+    default = settings[("*", "/*")]
+    rate, burst = (_parameter_default(default[k]) for k in ("ThrottlingRateLimit", "ThrottlingBurstLimit"))
+    assert rate > 0
+    assert burst > 0
+    for method, path in QUOTA_SPENDING_ANONYMOUS_ROUTES:
+        assert (method, path) in {(m, p) for m, p, _, _ in api_routes()}
+        own = settings.get((method, _encoded(path)))
+        assert own is not None, f"{method} {path} has no method-level throttle"
+        assert 0 < _parameter_default(own["ThrottlingRateLimit"]) <= rate, path
+        assert 0 < _parameter_default(own["ThrottlingBurstLimit"]) <= burst, path
+    # WeChat's pushes keep the default bucket of their own method, whatever floods other routes.
+    assert not [k for k in settings if k[1] == _encoded("/wechat/component/events")], "push route overridden"
+
+
+def test_authorize_access_is_configurable_and_links_are_signed_behind_iam() -> None:
+    parameter = template()["Parameters"]["AuthorizeAccess"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("open", ["open", "signed"])
+    preauth = template()["Resources"]["PreAuthFunction"]["Properties"]["Environment"]["Variables"]
+    assert preauth["AUTHORIZE_ACCESS"] == {"Ref": "AuthorizeAccess"}
+    routes = {(m, p): name for m, p, name, _ in api_routes()}
+    assert routes[("POST", "/wechat/component/authorize-links")] == "AdminFunction"
+    assert routes[("GET", "/wechat/component/token")] == "ComponentTokenFunction"
+
+
+def test_tracer_never_captures_responses_or_errors() -> None:
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    assert variables["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"
 
 
 def test_every_wechat_host_is_configurable() -> None:

@@ -54,5 +54,35 @@ def list_authorizers(limit: int = 100, after: str | None = None) -> dict[str, An
     return {"authorizers": rows, "next": last.removeprefix("authorizer#") if last else None}
 
 
+def signed_authorization_link(base_url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A signed link to the authorization page (for ``AuthorizeAccess=signed``), from a JSON body
+    ``{"auth_type"?, "biz_appid"?, "category_list"?, "mobile"?, "expires_in"?}``."""
+    unknown = sorted(set(body) - {"auth_type", "biz_appid", "category_list", "mobile", "expires_in"})
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]}")
+    text: dict[str, str | None] = {}
+    for name in ("auth_type", "biz_appid", "category_list"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and name == "auth_type":
+            value = str(value)
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"{name} must be a string")
+        text[name] = value
+    mobile = body.get("mobile", False)
+    if not isinstance(mobile, bool):
+        raise BadRequest("mobile must be true or false")
+    expires_in = body.get("expires_in", authorization.SIGNED_LINK_DEFAULT_SECONDS)
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+        raise BadRequest("expires_in must be a whole number of seconds")
+    return authorization.sign_link(
+        base_url,
+        auth_type=text["auth_type"],
+        biz_appid=text["biz_appid"],
+        category_list=text["category_list"],
+        mobile=mobile,
+        expires_in=expires_in,
+    )
+
+
 def recover() -> dict[str, int]:
     return authorization.recover_from_authorizer_list()

@@ -9,9 +9,12 @@ the code's mapping and changes nothing.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -20,8 +23,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from wechat_core import clock, component_api, runtime
-from wechat_core.config import settings
-from wechat_core.errors import BadRequest, Conflict, WeChatCodeInvalid, WeChatError
+from wechat_core.config import component_secret, settings
+from wechat_core.errors import BadRequest, Conflict, Forbidden, WeChatCodeInvalid, WeChatError
 from wechat_core.store import authorizer_sk, due_pk
 from wechat_core.tokens import REFRESH_BEFORE_SECONDS, ComponentToken
 
@@ -95,18 +98,128 @@ def create_link(
     return AuthorizationLink(url=url, state=state, expires_in=expires_in, mobile=mobile)
 
 
-def check_state(state: str | None) -> dict[str, Any]:
-    """The state item of a link we made; anything else is refused (no exchange happens)."""
-    if not state or len(state) > 64:
-        raise BadRequest("missing or malformed state")
-    item = runtime.store().get_transient(f"state#{state}")
-    if item is None or item.get("kind") != "authorization":
-        raise BadRequest("unknown or expired state")
-    return item
+# --- signed links (AuthorizeAccess=signed) ------------------------------------------------------
+
+SIGNED_LINK_DEFAULT_SECONDS = 7 * 24 * 3600
+SIGNED_LINK_MAX_SECONDS = 30 * 24 * 3600
+_SIGNED_FIELDS = ("auth_type", "biz_appid", "category_list", "mobile")
+_LINK_KEY_LABEL = b"wechat-component/authorize-link/v1"
+
+
+def _link_fields(query: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "auth_type": query.get("auth_type") or "",
+        "biz_appid": query.get("biz_appid") or "",
+        "category_list": query.get("category_list") or query.get("category_id_list") or "",
+        "mobile": "1" if query.get("mobile") == "1" else "",
+    }
+
+
+def _link_signature(fields: Mapping[str, str], expires: int) -> str:
+    # The key is derived from the appsecret: nothing new to keep, and rotating the appsecret in
+    # the console (and the secret) voids every link signed before.
+    appsecret = component_secret().appsecret.encode()
+    key = hmac.new(appsecret, _LINK_KEY_LABEL, hashlib.sha256).digest()
+    canonical = "&".join(f"{name}={fields[name]}" for name in _SIGNED_FIELDS) + f"&expires={expires}"
+    digest = hmac.new(key, canonical.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign_link(
+    base_url: str,
+    *,
+    auth_type: str | None = None,
+    biz_appid: str | None = None,
+    category_list: str | None = None,
+    mobile: bool = False,
+    expires_in: int = SIGNED_LINK_DEFAULT_SECONDS,
+) -> dict[str, Any]:
+    """A link to our authorization page that ``check_link_access`` accepts until it expires.
+
+    The link can be opened more than once (each opening makes a fresh pre_auth_code), so it
+    carries what the page may ask WeChat for, signed, and an expiry; the page's own state is
+    single use as always.
+    """
+    _validate(auth_type, biz_appid, category_list)
+    if not 60 <= expires_in <= SIGNED_LINK_MAX_SECONDS:
+        raise BadRequest(f"expires_in must be between 60 and {SIGNED_LINK_MAX_SECONDS} seconds")
+    fields = _link_fields(
+        {
+            "auth_type": auth_type or "",
+            "biz_appid": biz_appid or "",
+            "category_list": category_list or "",
+            "mobile": "1" if mobile else "",
+        }
+    )
+    expires = int(clock.now()) + expires_in
+    query = {k: v for k, v in fields.items() if v} | {
+        "expires": str(expires),
+        "signature": _link_signature(fields, expires),
+    }
+    url = f"{base_url.rstrip('/')}/wechat/component/authorize?{urlencode(query)}"
+    return {"url": url, "expires_at": expires}
+
+
+def check_link_access(query: Mapping[str, str]) -> None:
+    """With ``AuthorizeAccess=signed``, only signed, unexpired links open the page (and so spend
+    api_create_preauthcode quota); with ``open``, anyone may."""
+    if settings().authorize_access != "signed":
+        return
+    expires_text, signature = query.get("expires") or "", query.get("signature") or ""
+    if not expires_text or not signature:
+        raise Forbidden("this page opens only from a signed authorization link")
+    if not expires_text.isdigit() or len(expires_text) > 12 or len(signature) > 64:
+        raise Forbidden("invalid authorization link signature")
+    expected = _link_signature(_link_fields(query), int(expires_text))
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        metrics.add_metric("AuthorizationLinkSignatureInvalid", MetricUnit.Count, 1)
+        raise Forbidden("invalid authorization link signature")
+    if int(expires_text) <= clock.now():
+        raise Forbidden("this authorization link has expired")
+
+
+def code_hash(code: str) -> str:
+    """What we keep of an authorization code: enough to recognise it, useless to exchange."""
+    return hashlib.sha256(code.encode()).hexdigest()[:40]
 
 
 def _code_sk(code: str) -> str:
-    return "authcode#" + hashlib.sha256(code.encode()).hexdigest()[:40]
+    return "authcode#" + code_hash(code)
+
+
+def claim_state(state: str, code: str) -> dict[str, Any]:
+    """The state item of a link we made, bound to the first authorization code it completes.
+
+    A link's state is single use: the redirect that carries it binds it to its ``auth_code`` in
+    one conditional write, so the same redirect may be reloaded (same code: the exchange is
+    idempotent) but no other authorization completes through it. Anything else is refused
+    before any exchange. An exchange that fails gives the state back (``_release_state``).
+    """
+    now = clock.now()
+    applied, item = runtime.store().update(
+        f"state#{state}",
+        set_values={"used_by": code_hash(code), "used_at": now},
+        condition="{kind} = :kind AND {expiration} > :now "
+        "AND (attribute_not_exists({used_by}) OR {used_by} = :code)",
+        condition_values={":kind": "authorization", ":now": now, ":code": code_hash(code)},
+        return_new=True,
+    )
+    if applied and item is not None:
+        return item
+    used = item is not None and item.get("kind") == "authorization" and item.get("used_by")
+    if used and item is not None and float(item.get("expiration", 0)) > now:
+        metrics.add_metric("AuthorizationStateReused", MetricUnit.Count, 1)
+        raise Conflict("this authorization link was already used")
+    raise BadRequest("unknown or expired state")
+
+
+def _release_state(state: str, code: str) -> None:
+    runtime.store().update(
+        f"state#{state}",
+        remove=("used_by", "used_at"),
+        condition="{used_by} = :code",
+        condition_values={":code": code_hash(code)},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +232,15 @@ class Authorization:
 def complete(code: str, *, authorizer_appid: str | None = None) -> Authorization:
     """Exchange an authorization code and store the authorization; idempotent per code.
 
-    A revocation is kept when it is newer than the exchange: WeChat voids unused codes when an
-    account revokes, so a code it still accepts proves the account authorized again after any
-    revocation recorded before the exchange started; one recorded later (a revocation pushed
-    meanwhile) stands.
+    A revocation is kept when it is not older than the exchange: WeChat voids unused codes when
+    an account revokes, so a code it still accepts proves the account authorized again after any
+    revocation recorded before the exchange started; one recorded in the same second or later (a
+    revocation pushed meanwhile) stands. The activation records when the exchange started
+    (``activated_at``), so a late push older than that changes nothing.
+
+    ``authorizer_appid`` is the account a push named. WeChat's answer is what counts: the
+    authorization is stored under the appid WeChat answered for (the code is spent, and with it
+    that account's previous refresh token), and a mismatch is alarmed, never dropped.
     """
     store = runtime.store()
     code_sk = _code_sk(code)
@@ -142,8 +260,6 @@ def complete(code: str, *, authorizer_appid: str | None = None) -> Authorization
     appid = str(info.get("authorizer_appid", ""))
     if not APPID.fullmatch(appid) or not info.get("authorizer_refresh_token"):
         raise WeChatError(0, "api_query_auth answered without an authorizer")
-    if authorizer_appid and appid != authorizer_appid:
-        raise Conflict("authorization code belongs to another account")
     func_info = tuple(
         int(f["funcscope_category"]["id"])
         for f in info.get("func_info", [])
@@ -161,6 +277,7 @@ def complete(code: str, *, authorizer_appid: str | None = None) -> Authorization
             "expires_at": expires_at,
             "refreshed_at": now,
             "authorized_at": now,
+            "activated_at": started,
             "func_info": list(func_info),
             "due_pk": due_pk(store.component_appid),
             "due_at": expires_at - REFRESH_BEFORE_SECONDS,
@@ -171,6 +288,7 @@ def complete(code: str, *, authorizer_appid: str | None = None) -> Authorization
         remove=(
             "revoked_at",
             "needs_reauth_at",
+            "pending_code",
             "authorization_code",
             "authorization_code_expires_at",
             "lease_owner",
@@ -178,13 +296,20 @@ def complete(code: str, *, authorizer_appid: str | None = None) -> Authorization
             "last_error",
             "failures",
         ),
-        condition="attribute_not_exists({revoked_at}) OR {revoked_at} <= :started",
+        condition="attribute_not_exists({revoked_at}) OR {revoked_at} < :started",
         condition_values={":started": started},
     )
     if not applied:
         metrics.add_metric("AuthorizationAfterRevocationRefused", MetricUnit.Count, 1)
         raise Conflict("the account revoked the authorization after this code was issued")
     store.put_transient(code_sk, {"authorizer_appid": appid}, CODE_MAPPING_TTL, only_new=False)
+    if authorizer_appid and appid != authorizer_appid:
+        store.forget_pending_code(authorizer_appid, code_hash(code))
+        metrics.add_metric("AuthorizationAppIdMismatch", MetricUnit.Count, 1)
+        logger.error(
+            "authorization code exchanged for another account than the push named; stored as WeChat answered",
+            extra={"authorizer_appid": appid, "push_named": authorizer_appid},
+        )
     metrics.add_metric("AuthorizationStored", MetricUnit.Count, 1)
     logger.info("authorization stored", extra={"authorizer_appid": appid, "func_info": list(func_info)})
     try:
@@ -194,6 +319,46 @@ def complete(code: str, *, authorizer_appid: str | None = None) -> Authorization
             "authorizer info not fetched", extra={"authorizer_appid": appid, "errcode": error.errcode}
         )
     return Authorization(appid, newly_stored=True, func_info=func_info)
+
+
+KIND_BY_AUTH_TYPE = {1: "official_account", 2: "mini_program"}
+
+
+def finish_redirect(state: str | None, code: str | None) -> Authorization:
+    """The redirect back from WeChat's page: our state, single use, then the exchange.
+
+    The authorization is stored whatever the link asked for (WeChat has granted it, and its
+    ``authorized`` push would store it anyway), but the browser is told, and no confirmation is
+    given, when the account is not the one or the kind the link was made for.
+    """
+    if not state or len(state) > 64:
+        raise BadRequest("missing or malformed state")
+    if not code:
+        raise BadRequest("authorization refused or auth_code missing")
+    if len(code) > 512:
+        raise BadRequest("malformed auth_code")
+    link = claim_state(state, code)
+    try:
+        result = complete(code)
+    except Exception:
+        # A code WeChat did not accept (or an exchange that failed) consumes nothing: the link's
+        # owner can still finish with the real code, and a bad request changes nothing.
+        _release_state(state, code)
+        raise
+    wanted_appid = str(link.get("biz_appid") or "")
+    wanted_kind = KIND_BY_AUTH_TYPE.get(int(link.get("auth_type") or 3))
+    stored = runtime.store().get(authorizer_sk(result.authorizer_appid)) or {}
+    kind = (stored.get("info") or {}).get("kind")
+    other_account = bool(wanted_appid) and result.authorizer_appid != wanted_appid
+    other_kind = wanted_kind is not None and kind not in (None, wanted_kind)
+    if other_account or other_kind:
+        metrics.add_metric("AuthorizationNotForLink", MetricUnit.Count, 1)
+        logger.error(
+            "an authorization completed through a link made for another account or kind",
+            extra={"authorizer_appid": result.authorizer_appid, "link_biz_appid": wanted_appid, "kind": kind},
+        )
+        raise Forbidden("this authorization link was made for another account")
+    return result
 
 
 def refresh_info(authorizer_appid: str) -> dict[str, Any]:

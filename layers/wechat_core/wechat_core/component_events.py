@@ -55,9 +55,12 @@ def dispatch(event: ComponentEvent) -> dict[str, Any]:
             outcome["stored"] = stored
             metrics.add_metric("TicketStored" if stored else "TicketIgnoredOlder", MetricUnit.Count, 1)
         case Authorized():
-            changed = store.record_authorization_event(event)
+            code_hash = authorization.code_hash(event.authorization_code)
+            changed = store.record_authorization_event(event, code_hash=code_hash)
             outcome |= {"authorizer_appid": event.authorizer_appid, "applied": changed}
-            outcome["exchanged"] = _exchange(event.authorization_code, event.authorizer_appid)
+            # A push older than what the item already knows (a later revocation, or an activation
+            # at the redirect) must not exchange its code and re-activate.
+            outcome["exchanged"] = changed and _exchange(event.authorization_code, event.authorizer_appid)
             metrics.add_metric(f"AuthorizationEvent.{event.info_type}", MetricUnit.Count, 1)
         case Unauthorized():
             changed = store.record_authorization_event(event)

@@ -46,6 +46,13 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigurationError(f"environment variable {name} must be a number") from None
 
 
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name) or default
+    if value not in allowed:
+        raise ConfigurationError(f"environment variable {name} must be one of {', '.join(allowed)}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     table_name: str
@@ -66,6 +73,10 @@ class Settings:
     authorized_redirect_url: str = ""
     # Origins allowed to receive the redirect after authorization / OAuth (comma-separated).
     allowed_redirect_origins: tuple[str, ...] = ()
+    # This API's public base URL (custom domains); empty: API Gateway's own domain and stage.
+    public_base_url: str = ""
+    # "open": anyone may open the authorization page; "signed": only links we signed.
+    authorize_access: str = "open"
 
 
 @cache
@@ -84,6 +95,8 @@ def settings() -> Settings:
         wechat_backoff_seconds=_env_float("WECHAT_BACKOFF_SECONDS", 0.2),
         wechat_read_timeout_seconds=_env_float("WECHAT_READ_TIMEOUT_SECONDS", 5.0),
         authorized_redirect_url=os.environ.get("AUTHORIZED_REDIRECT_URL", ""),
+        public_base_url=os.environ.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
+        authorize_access=_choice("AUTHORIZE_ACCESS", ("open", "signed"), "open"),
         allowed_redirect_origins=tuple(
             o.strip().rstrip("/")
             for o in os.environ.get("ALLOWED_REDIRECT_ORIGINS", "").split(",")

@@ -118,6 +118,12 @@ class TokenBusy(ServiceUnavailable):
     reason = "token refresh in progress, retry shortly"
 
 
+class LeaseExpired(TokenBusy):
+    """A refresh ran out of its lease: no further WeChat call is made for it (another may take over)."""
+
+    reason = "token refresh took too long, retry shortly"
+
+
 # --- WeChat answers ---------------------------------------------------------------------------
 
 

@@ -44,6 +44,10 @@ class SessionNotFound(Unauthorized):
     reason = "unknown or expired session"
 
 
+class SessionEnded(Unauthorized):
+    reason = "session ended: the Mini Program's authorization was revoked"
+
+
 class NotAMiniProgram(BadRequest):
     reason = "this account is not a Mini Program"
 
@@ -127,6 +131,21 @@ def login(appid: str, js_code: str) -> Login:
     return Login(str(openid), unionid, session_token, SESSION_TTL_SECONDS)
 
 
+def _check_session_authorized(appid: str, created_at: float) -> None:
+    """A session lives no longer than the authorization it was made under.
+
+    ``last_revoked_at`` is WeChat's CreateTime of the last revocation, in whole seconds, and stays
+    on the item through a later re-authorization: a session made before it (or in that second)
+    has ended, even when the account authorized again since.
+    """
+    item = runtime.store().get(authorizer_sk(appid)) or {}
+    if item.get("status") != "active":
+        raise Forbidden("this Mini Program's authorization is not active")
+    revoked_at = item.get("last_revoked_at")
+    if revoked_at is not None and created_at < float(revoked_at) + 1:
+        raise SessionEnded
+
+
 def _b64(value: Any, name: str) -> bytes:
     if not isinstance(value, str) or not value:
         raise BadRequest(f"missing {name}")
@@ -149,6 +168,7 @@ def decrypt_user_data(appid: str, session_token: str, encrypted_data: Any, iv: A
         raise SessionNotFound
     if session.get("appid") != appid:
         raise Forbidden("session belongs to another Mini Program")
+    _check_session_authorized(appid, float(session.get("created_at", 0)))
     ciphertext, iv_bytes = _b64(encrypted_data, "encryptedData"), _b64(iv, "iv")
     if len(iv_bytes) != 16 or not ciphertext or len(ciphertext) % 16 or len(ciphertext) > 16 * 1024:
         raise BadRequest("encryptedData or iv has the wrong length")

@@ -18,6 +18,7 @@ Every write that can race is conditional; no read-modify-write without a conditi
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -295,12 +296,20 @@ class Store:
 
     # --- authorization events ----------------------------------------------------------------
 
-    def record_authorization_event(self, event: Authorized | Unauthorized) -> bool:
+    def record_authorization_event(self, event: Authorized | Unauthorized, *, code_hash: str = "") -> bool:
         """Keep an audit record of the push and move the authorization's state forward.
 
-        The state moves only for a push newer than the last one applied (by CreateTime), so
-        an ``unauthorized`` delivered late never revokes a newer authorization. Returns
-        whether the authorization's state changed.
+        The state moves only for a push newer than both the last push applied (``last_event_time``,
+        WeChat's CreateTime) and the last activation (``activated_at``, recorded by every path that
+        activates, the redirect included). A revocation wins a tie (fail closed): it applies at
+        ``>=`` while an authorization needs ``>``, so an ``unauthorized`` in the same second as an
+        ``authorized`` revokes in either order. A re-delivery of the same ``authorized`` push (same
+        time, same code) applies again, so an exchange that failed half way is retried when WeChat
+        re-sends. Returns whether the authorization's state changed; an ``authorized`` push that
+        did not apply must not be exchanged.
+
+        Revocation also drops the refresh lease: a refresh in flight can then store nothing, and
+        Mini Program sessions made before ``last_revoked_at`` end (``miniprogram``).
         """
         from wechat_core.messages import Authorized  # noqa: PLC0415 - avoid importing XML code here
 
@@ -328,19 +337,29 @@ class Store:
         if isinstance(event, Authorized):
             # The code is exchanged right after (callback); the status moves to active only when
             # the exchange stores the tokens, so a push arriving after the redirect changes nothing.
+            # Only a hash of the code is kept: it identifies a re-delivery, and is no credential.
+            # Items written before codes were hashed held the plaintext code: it goes too.
             update = (
                 "SET authorizer_appid = :appid, last_event = :type, last_event_time = :t, updated_at = :now, "
-                "authorization_code = :code, authorization_code_expires_at = :exp, "
-                "#status = if_not_exists(#status, :pending)"
+                "pending_code = :code, #status = if_not_exists(#status, :pending) "
+                "REMOVE authorization_code, authorization_code_expires_at"
             )
-            expires = event.authorization_code_expired_time or event.create_time + 3600
-            values |= {":code": _s(event.authorization_code), ":exp": _n(expires), ":pending": _s("pending")}
+            condition = (
+                "(attribute_not_exists(activated_at) OR activated_at < :t) AND "
+                "(attribute_not_exists(last_event_time) OR last_event_time < :t "
+                "OR (last_event_time = :t AND pending_code = :code))"
+            )
+            values |= {":code": _s(code_hash), ":pending": _s("pending")}
         else:
             update = (
                 "SET authorizer_appid = :appid, last_event = :type, last_event_time = :t, updated_at = :now, "
-                "#status = :revoked, revoked_at = :t "
-                "REMOVE due_pk, due_at, authorization_code, authorization_code_expires_at, "
-                "access_token, refresh_token, expires_at"
+                "#status = :revoked, revoked_at = :t, last_revoked_at = :t "
+                "REMOVE due_pk, due_at, pending_code, access_token, refresh_token, expires_at, "
+                "lease_owner, lease_until, authorization_code, authorization_code_expires_at"
+            )
+            condition = (
+                "(attribute_not_exists(activated_at) OR activated_at <= :t) AND "
+                "(attribute_not_exists(last_event_time) OR last_event_time <= :t)"
             )
             values[":revoked"] = _s("revoked")
         try:
@@ -348,10 +367,35 @@ class Store:
                 TableName=self.table_name,
                 Key={"pk": _s(self.pk), "sk": _s(sk)},
                 UpdateExpression=update,
-                ConditionExpression="attribute_not_exists(last_event_time) OR last_event_time < :t",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def forget_pending_code(self, authorizer_appid: str, code_hash: str) -> None:
+        """An ``authorized`` push whose code WeChat exchanged for another account: the item that
+        push created (pending, never active) goes; an existing authorization only loses the hash."""
+        key = {"pk": _s(self.pk), "sk": _s(authorizer_sk(authorizer_appid))}
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key=key,
+                ConditionExpression="pending_code = :code AND #status = :pending "
+                "AND attribute_not_exists(refresh_token) AND attribute_not_exists(activated_at)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":code": _s(code_hash), ":pending": _s("pending")},
+            )
+            return
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=key,
+                UpdateExpression="REMOVE pending_code",
+                ConditionExpression="pending_code = :code",
+                ExpressionAttributeValues={":code": _s(code_hash)},
+            )

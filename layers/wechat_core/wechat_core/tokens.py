@@ -7,7 +7,10 @@ the version it read); everyone else serves the still-valid token or waits briefl
 the result, so there is at most one upstream call per token lifetime. The new token is
 written only by the lease holder (``lease_owner = me``), in one write with the rotated
 ``authorizer_refresh_token``, so an older answer never replaces a newer one. A lease whose
-holder died runs out after ``LEASE_SECONDS`` and is taken over.
+holder died runs out after ``LEASE_SECONDS`` and is taken over. The holder's own refresh, every
+WeChat call and retry included, must be over ``LEASE_MARGIN_SECONDS`` before its lease ends
+(``wechat_api.deadline``): a holder slower than its lease makes no further WeChat call, so two
+holders never refresh one token side by side.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from typing import Any, ClassVar
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from wechat_core import clock, component_api, runtime
+from wechat_core import clock, component_api, runtime, wechat_api
 from wechat_core.errors import (
     Conflict,
+    LeaseExpired,
     NotFound,
     NoTicket,
     TokenBusy,
@@ -42,6 +46,9 @@ COMPONENT_TOKEN_SK = "token"  # noqa: S105 - a sort key, not a credential
 REFRESH_BEFORE_SECONDS = 15 * 60  # a token is due this long before it expires
 SERVE_MARGIN_SECONDS = 2 * 60  # never hand out a token with less than this left
 LEASE_SECONDS = 30  # longer than a refresh with all its retries takes
+# The holder stops calling WeChat this long before its lease ends: room for clocks that differ
+# between Lambdas and for the conditional write that stores the answer.
+LEASE_MARGIN_SECONDS = 5
 WAIT_SECONDS = 8.0  # how long a caller waits for someone else's refresh
 PUSH_REQUEST_INTERVAL = 10 * 60  # at most one api_start_push_ticket per interval
 
@@ -91,6 +98,10 @@ class LeasedToken:
 
     def lease_condition(self) -> tuple[str, dict[str, Any]]:
         """What must hold of the item, besides a free lease, for a refresh to start."""
+        return "attribute_exists({pk}) OR attribute_not_exists({pk})", {}
+
+    def save_condition(self) -> tuple[str, dict[str, Any]]:
+        """What must hold of the item, besides our lease, for a refreshed token to be stored."""
         return "attribute_exists({pk}) OR attribute_not_exists({pk})", {}
 
     # --- TokenSource --------------------------------------------------------------------------
@@ -183,7 +194,8 @@ class LeasedToken:
         """Fetch a new token while holding the lease and store it; returns the new token."""
         owner = str(leased["lease_owner"])
         try:
-            fetched = self.fetch(leased)
+            with wechat_api.deadline(float(leased["lease_until"]) - LEASE_MARGIN_SECONDS):
+                fetched = self.fetch(leased)
         except BaseException:
             self.release(owner)
             raise
@@ -213,6 +225,7 @@ class LeasedToken:
     def _save(self, owner: str, values: dict[str, Any]) -> bool:
         # WeChat has already answered: a rotated refresh token exists only in memory now, so a
         # failing write is retried before giving up (the next refresh recovers it otherwise).
+        required, required_values = self.save_condition()
         for attempt in range(3):
             try:
                 applied, _ = self.store.update(
@@ -220,8 +233,8 @@ class LeasedToken:
                     set_values=values,
                     add={"version": 1},
                     remove=("lease_owner", "lease_until", "last_error", "failures"),
-                    condition="{lease_owner} = :owner",
-                    condition_values={":owner": owner},
+                    condition=f"{{lease_owner}} = :owner AND ({required})",
+                    condition_values={":owner": owner, **required_values},
                 )
             except Exception:
                 if attempt == 2:
@@ -297,6 +310,19 @@ class AuthorizerToken(LeasedToken):
     def lease_condition(self) -> tuple[str, dict[str, Any]]:
         return "{status} = :active AND attribute_exists({refresh_token})", {":active": "active"}
 
+    def save_condition(self) -> tuple[str, dict[str, Any]]:
+        # A revocation in the meantime drops the lease anyway; this keeps a revoked item revoked
+        # (no tokens, out of the due index) whatever path a write takes.
+        return "{status} = :active", {":active": "active"}
+
+    def _check_lease(self, owner: str) -> None:
+        """Before a further WeChat call in one refresh: the lease must still be ours (a revocation
+        or a new authorization drops it)."""
+        item = self.store.get(self.sk) or {}
+        if item.get("lease_owner") != owner:
+            metrics.add_metric("TokenLeaseLost", MetricUnit.Count, 1)
+            raise LeaseExpired
+
     def take_due_lease(self, horizon: float) -> dict[str, Any] | None:
         """The refresher's lease: only while the item is still due (nobody refreshed it meanwhile)."""
         return self._take_lease(clock.now(), condition="{due_at} <= :h", values={":h": horizon})
@@ -321,6 +347,7 @@ class AuthorizerToken(LeasedToken):
         except WeChatQuotaExceeded:
             raise  # refused before anything happened
         except WeChatRefreshTokenInvalid:
+            self._check_lease(str(item["lease_owner"]))
             recovered = self._recover_refresh_token(component)
             if recovered is None or recovered == refresh_token:
                 self._mark_needs_reauthorization(str(item["lease_owner"]))
@@ -335,6 +362,8 @@ class AuthorizerToken(LeasedToken):
             except WeChatRefreshTokenInvalid:
                 self._mark_needs_reauthorization(str(item["lease_owner"]))
                 raise
+        except LeaseExpired:
+            raise  # no further WeChat call for this refresh; the next holder recovers through 61023
         except Exception:
             # WeChat may have rotated the refresh token and the answer was lost on the way (a
             # timeout, a 5xx, a dropped connection): keep the one WeChat holds now, so the
@@ -360,6 +389,7 @@ class AuthorizerToken(LeasedToken):
 
     def _keep_current_refresh_token(self, component: ComponentToken, stored: str, owner: str) -> None:
         try:
+            self._check_lease(owner)
             current = self._recover_refresh_token(component)
             if current is None or current == stored:
                 return

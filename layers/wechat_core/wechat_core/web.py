@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import TYPE_CHECKING, Any
 
-from wechat_core.errors import BadRequest, PayloadTooLarge, ServiceError
+from wechat_core.config import settings
+from wechat_core.errors import (
+    BadRequest,
+    ConfigurationError,
+    PayloadTooLarge,
+    ServiceError,
+    UnsupportedMediaType,
+)
 from wechat_core.messages import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
@@ -33,6 +41,21 @@ def raw_body(event: BaseProxyEvent, limit: int = MAX_BODY_BYTES) -> bytes:
     return data
 
 
+def json_body(event: BaseProxyEvent, limit: int) -> dict[str, Any]:
+    """A JSON object body sent as ``application/json``; anything else is a 4xx with a reason."""
+    content_type = header(event, "Content-Type")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    raw = raw_body(event, limit=limit)
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
 def header(event: BaseProxyEvent, name: str) -> str:
     """A request header by case-insensitive name, or ""."""
     wanted = name.lower()
@@ -42,23 +65,25 @@ def header(event: BaseProxyEvent, name: str) -> str:
 def public_base_url(event: BaseProxyEvent) -> str:
     """Our own public base URL, for links WeChat sends browsers back to.
 
-    ``PUBLIC_BASE_URL`` wins (custom domains, proxies). Otherwise it is derived from the request:
-    API Gateway's default host needs the stage in the path; other hosts (custom domains,
-    ``sam local``) do not.
+    ``PUBLIC_BASE_URL`` wins (custom domains behind a proxy, local runs). Otherwise it comes from
+    what API Gateway itself puts in the request context: the domain the request reached and the
+    part of the path in front of the route (the stage, or a custom domain's base path). Never
+    from client headers such as ``Host`` or ``X-Forwarded-Proto``, which a caller chooses.
     """
-    import os  # noqa: PLC0415
-
-    configured = os.environ.get("PUBLIC_BASE_URL", "").strip()
+    configured = settings().public_base_url
     if configured:
-        return configured.rstrip("/")
-    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    host = headers.get("host", "")
-    if not host:
-        raise BadRequest("missing Host header")
-    proto = headers.get("x-forwarded-proto", "https").split(",")[0].strip()
-    stage = (event.raw_event.get("requestContext") or {}).get("stage", "")
-    on_default_host = host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
-    return f"{proto}://{host}/{stage}" if on_default_host and stage else f"{proto}://{host}"
+        return configured
+    context = event.raw_event.get("requestContext") or {}
+    domain = str(context.get("domainName") or "")
+    if not domain:
+        raise ConfigurationError("PublicBaseUrl is not set and the request carries no API domain")
+    full_path, route_path = str(context.get("path") or ""), event.path or ""
+    if route_path and full_path.endswith(route_path):
+        prefix = full_path[: len(full_path) - len(route_path)]
+    else:
+        stage = str(context.get("stage") or "")
+        prefix = f"/{stage}" if stage else ""
+    return f"https://{domain}{prefix.rstrip('/')}"
 
 
 def html_page(title: str, body_html: str, status: int = 200) -> Response[Any]:
@@ -69,7 +94,13 @@ def html_page(title: str, body_html: str, status: int = 200) -> Response[Any]:
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{title}</title></head><body>{body_html}</body></html>"
     )
-    return Response(status_code=status, content_type=content_types.TEXT_HTML, body=page)
+    # Pages hold single-use links and account names: no browser or proxy keeps them.
+    return Response(
+        status_code=status,
+        content_type=content_types.TEXT_HTML,
+        body=page,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def error_response(error: ServiceError) -> Response[Any]:

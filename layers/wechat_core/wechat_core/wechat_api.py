@@ -10,16 +10,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from wechat_core import clock
 from wechat_core.config import DEFAULT_API_BASE, settings
-from wechat_core.errors import UpstreamError, WeChatBusy, WeChatError, WeChatTokenInvalid, wechat_error
+from wechat_core.errors import (
+    LeaseExpired,
+    UpstreamError,
+    WeChatBusy,
+    WeChatError,
+    WeChatTokenInvalid,
+    wechat_error,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -28,6 +38,27 @@ logger = Logger(child=True)
 metrics = Metrics()
 
 DISASTER_RECOVERY_BASE = "https://api2.weixin.qq.com"
+# A call is not started with less time than this left before the deadline: it could not finish.
+MIN_CALL_SECONDS = 0.5
+
+# Epoch seconds (``clock.now()``) after which no WeChat call may start or still be waited for.
+_deadline: ContextVar[float | None] = ContextVar("wechat_call_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline(at: float) -> Iterator[None]:
+    """Bound every WeChat call made inside: none starts after ``at``, none is waited for past it.
+
+    A token refresh runs under its lease: past the lease another Lambda may take over and
+    refresh too, so the holder must be done, retries included, before then. Nested deadlines
+    keep the earlier one.
+    """
+    current = _deadline.get()
+    token = _deadline.set(at if current is None else min(current, at))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 class TokenSource(Protocol):
@@ -93,6 +124,19 @@ class WeChatClient:
 
     # --- internals -------------------------------------------------------------------------
 
+    def _timeout_before_deadline(self, path: str) -> tuple[float, float]:
+        """This attempt's timeouts, cut to the deadline; no attempt at all too close to it."""
+        limit = _deadline.get()
+        if limit is None:
+            return self.timeout
+        remaining = limit - clock.now()
+        if remaining < MIN_CALL_SECONDS:
+            metrics.add_metric("WeChatCallPastDeadline", MetricUnit.Count, 1)
+            logger.warning("WeChat call not made: its deadline has passed", extra={"path": path})
+            raise LeaseExpired
+        connect, read = self.timeout
+        return (min(connect, remaining), min(read, remaining))
+
     def _with_token(
         self,
         method: str,
@@ -125,13 +169,14 @@ class WeChatClient:
             if attempt > 1:
                 # Full jitter: concurrent Lambdas that failed together do not retry together.
                 self._sleep(random.uniform(0, self.backoff_seconds * 2 ** (attempt - 2)))  # noqa: S311
+            timeout = self._timeout_before_deadline(path)
             try:
                 response = self.session.request(
                     method,
                     base + path,
                     params=params,
                     json=body if body is not None else None,
-                    timeout=self.timeout,
+                    timeout=timeout,
                 )
             except requests.ConnectionError as error:
                 last = error
