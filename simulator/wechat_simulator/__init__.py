@@ -9,7 +9,8 @@ an authorization, their users logging in), counts every call, and can be told to
 """
 
 from wechat_simulator.protocol import SimError
+from wechat_simulator.records import Platform
 from wechat_simulator.server import Simulator
-from wechat_simulator.state import Platform, SimState
+from wechat_simulator.state import SimState
 
 __all__ = ["Platform", "SimError", "SimState", "Simulator"]

@@ -9,8 +9,8 @@ import signal
 import sys
 from types import FrameType
 
+from wechat_simulator.records import Platform
 from wechat_simulator.server import Simulator
-from wechat_simulator.state import Platform
 
 
 def main(argv: list[str] | None = None) -> int:

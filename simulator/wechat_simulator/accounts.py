@@ -14,24 +14,17 @@ Rules (shared/wechat-protocol.md §4):
 
 from __future__ import annotations
 
-import math
 import secrets
-from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from wechat_simulator import pusher
 from wechat_simulator.component import component_call_error
-from wechat_simulator.protocol import SimError, api, error
-from wechat_simulator.state import GRACE_SECONDS, TOKEN_LIFETIME, Issued, SimState, random_text
+from wechat_simulator.protocol import ApiRoute, SimError, error
+from wechat_simulator.records import GRACE_SECONDS, TOKEN_LIFETIME, Account, random_text
+from wechat_simulator.state import SimState
 
 KINDS = ("official_account", "mini_program")
 MAX_LIST_COUNT = 500
-
-# The permission sets (func_info ids) an account grants when the link names none.
-DEFAULT_FUNC_INFO = {
-    "official_account": [1, 2, 3, 4, 6, 7, 11, 15, 22, 23, 24, 26, 33, 35],
-    "mini_program": [17, 18, 19, 25, 30, 31, 36, 37, 40, 41, 45, 48, 49, 51, 52, 57, 65, 67, 70, 71],
-}
 
 # Profile fields a test may set when it adds an account, with their types.
 PROFILE_FIELDS: dict[str, type] = {
@@ -49,154 +42,6 @@ PROFILE_FIELDS: dict[str, type] = {
 }
 
 
-@dataclass
-class Account:
-    """One simulated official account or mini program and its authorization to the component."""
-
-    appid: str
-    kind: str
-    user_name: str
-    nick_name: str
-    unionid_bound: bool
-    principal_name: str
-    alias: str
-    signature: str
-    head_img: str
-    qrcode_url: str
-    service_type: int  # 0/1 subscription account (and every mini program), 2 service account
-    verify_type: int  # -1 unverified, 0 WeChat-verified
-    account_status: int = 1  # 1 ok, 14 cancelled, 16 banned, 18 warned, 19 frozen
-    visit_status: int = 0
-    categories: list[dict[str, str]] = field(default_factory=list)
-    # The authorization.
-    authorized: bool = False
-    auth_time: int | None = None
-    func_info: list[int] = field(default_factory=list)
-    refresh_tokens: list[Issued] = field(default_factory=list)
-    access_tokens: list[Issued] = field(default_factory=list)
-    rotation: bool = False
-    rotation_grace: float = GRACE_SECONDS
-    # Mini Program login: calls of jscode2session in the last minute, and the limit (None: none).
-    jscode_limit_per_minute: int | None = None
-    jscode_calls: list[float] = field(default_factory=list)
-
-    @property
-    def is_mini_program(self) -> bool:
-        return self.kind == "mini_program"
-
-    # --- credentials -----------------------------------------------------------------------
-
-    def current_refresh_token(self, now: float) -> Issued | None:
-        """The newest accepted refresh token (what ``api_get_authorizer_list`` shows)."""
-        return next((t for t in reversed(self.refresh_tokens) if t.valid(now)), None)
-
-    def accepts_refresh_token(self, value: Any, now: float) -> bool:
-        return isinstance(value, str) and any(t.value == value and t.valid(now) for t in self.refresh_tokens)
-
-    def issue_refresh_token(self, now: float, grace: float) -> Issued:
-        for token in self.refresh_tokens:
-            token.supersede(now, grace)
-        issued = Issued("refreshtoken@@@" + random_text(43), math.inf)
-        self.refresh_tokens.append(issued)
-        del self.refresh_tokens[:-20]
-        return issued
-
-    def refresh_token_for_exchange(self, now: float) -> Issued:
-        """The refresh token ``api_query_auth`` answers: the live one, or a new one after a
-        (re-)authorization killed the previous."""
-        live = next((t for t in self.refresh_tokens if t.superseded_at is None and t.valid(now)), None)
-        return live or self.issue_refresh_token(now, GRACE_SECONDS)
-
-    def issue_access_token(self, now: float) -> Issued:
-        for token in self.access_tokens:
-            token.supersede(now)
-        issued = Issued("sim_aat_" + random_text(48), now + TOKEN_LIFETIME)
-        self.access_tokens.append(issued)
-        del self.access_tokens[:-20]
-        return issued
-
-    def authorize(self, now: float, func_info: list[int] | None) -> bool:
-        """The owner confirmed an authorization; return whether it was authorized before."""
-        was_authorized = self.authorized
-        for token in self.refresh_tokens:  # re-authorizing kills the previous refresh token
-            token.revoke(now)
-        self.authorized = True
-        self.auth_time = int(now)
-        self.func_info = list(func_info) if func_info else list(DEFAULT_FUNC_INFO[self.kind])
-        return was_authorized
-
-    def revoke(self, now: float) -> None:
-        self.authorized = False
-        for token in [*self.refresh_tokens, *self.access_tokens]:
-            token.revoke(now)
-
-    # --- WeChat's shapes -------------------------------------------------------------------
-
-    def func_info_json(self) -> list[dict[str, Any]]:
-        return [{"funcscope_category": {"id": i}} for i in self.func_info]
-
-    def authorizer_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "nick_name": self.nick_name,
-            "head_img": self.head_img,
-            "service_type_info": {"id": self.service_type},
-            "verify_type_info": {"id": self.verify_type},
-            "user_name": self.user_name,
-            "principal_name": self.principal_name,
-            "alias": self.alias,
-            "business_info": {
-                "open_store": 0,
-                "open_scan": 0,
-                "open_pay": 0,
-                "open_card": 0,
-                "open_shake": 0,
-            },
-            "qrcode_url": self.qrcode_url,
-            "account_status": self.account_status,
-            "signature": self.signature,
-        }
-        if self.is_mini_program:
-            info["MiniProgramInfo"] = {
-                "network": {
-                    "RequestDomain": [],
-                    "WsRequestDomain": [],
-                    "UploadDomain": [],
-                    "DownloadDomain": [],
-                    "BizDomain": [],
-                    "UDPDomain": [],
-                    "TCPDomain": [],
-                },
-                "categories": self.categories,
-                "visit_status": self.visit_status,
-            }
-        return info
-
-    def describe(self, now: float) -> dict[str, Any]:
-        """The account and its authorization, for ``GET /__sim/accounts/<appid>``."""
-        return {
-            "appid": self.appid,
-            "kind": self.kind,
-            "user_name": self.user_name,
-            "nick_name": self.nick_name,
-            "unionid_bound": self.unionid_bound,
-            "principal_name": self.principal_name,
-            "alias": self.alias,
-            "signature": self.signature,
-            "head_img": self.head_img,
-            "qrcode_url": self.qrcode_url,
-            "service_type": self.service_type,
-            "verify_type": self.verify_type,
-            "account_status": self.account_status,
-            "authorized": self.authorized,
-            "auth_time": self.auth_time,
-            "func_info": list(self.func_info) if self.authorized else [],
-            "refresh_tokens": [t.describe() for t in self.refresh_tokens if t.valid(now)],
-            "access_tokens": [t.describe() for t in self.access_tokens if t.valid(now)],
-            "rotation": {"enabled": self.rotation, "grace_seconds": self.rotation_grace},
-            "jscode_limit_per_minute": self.jscode_limit_per_minute,
-        }
-
-
 # --- managing accounts (control routes and Simulator methods) -------------------------------
 
 
@@ -209,6 +54,7 @@ def add_account(
     unionid_bound: bool = False,
     **profile: Any,
 ) -> Account:
+    """A new simulated official account or mini program (not yet authorized)."""
     if kind not in KINDS:
         raise SimError("invalid_kind", f"kind must be one of {', '.join(KINDS)}")
     if appid is not None and (not isinstance(appid, str) or not appid):
@@ -256,11 +102,26 @@ def get_account(state: SimState, appid: str) -> Account:
 
 
 def describe_account(state: SimState, appid: str) -> dict[str, Any]:
+    """The account and its authorization: accepted refresh and access tokens, func_info."""
     with state.lock:
         return get_account(state, appid).describe(state.now())
 
 
-def set_rotation(state: SimState, appid: str, enabled: Any, grace_seconds: Any = GRACE_SECONDS) -> Account:
+def list_accounts(state: SimState) -> list[dict[str, Any]]:
+    with state.lock:
+        now = state.now()
+        return [a.describe(now) for a in state.accounts.values()]
+
+
+def create_account(state: SimState, kind: str, **options: Any) -> dict[str, Any]:
+    """``add_account``, answered as the control route and ``Simulator.add_account`` do."""
+    return describe_account(state, add_account(state, kind, **options).appid)
+
+
+def set_rotation(
+    state: SimState, appid: str, enabled: Any = True, grace_seconds: Any = GRACE_SECONDS
+) -> dict[str, Any]:
+    """Rotation of refresh tokens on (each api_authorizer_token answers a new one) or off."""
     if not isinstance(enabled, bool):
         raise SimError("invalid_enabled", "enabled must be true or false")
     if not isinstance(grace_seconds, int | float) or isinstance(grace_seconds, bool) or grace_seconds < 0:
@@ -269,10 +130,11 @@ def set_rotation(state: SimState, appid: str, enabled: Any, grace_seconds: Any =
         account = get_account(state, appid)
         account.rotation = enabled
         account.rotation_grace = float(grace_seconds)
-        return account
+        return account.describe(state.now())
 
 
-def set_jscode_limit(state: SimState, appid: str, per_minute: Any) -> Account:
+def set_jscode_limit(state: SimState, appid: str, per_minute: Any) -> dict[str, Any]:
+    """jscode2session calls allowed per minute for this mini program (None: no limit)."""
     if per_minute is not None and (
         not isinstance(per_minute, int) or isinstance(per_minute, bool) or per_minute < 0
     ):
@@ -281,7 +143,7 @@ def set_jscode_limit(state: SimState, appid: str, per_minute: Any) -> Account:
         account = get_account(state, appid)
         account.jscode_limit_per_minute = per_minute
         account.jscode_calls.clear()
-        return account
+        return account.describe(state.now())
 
 
 def revoke(state: SimState, appid: str, *, push: bool = True) -> dict[str, Any]:
@@ -309,7 +171,6 @@ def _authorized_account(state: SimState, appid: Any) -> Account | None:
     return account if account is not None and account.authorized else None
 
 
-@api("/cgi-bin/component/api_authorizer_token")
 def api_authorizer_token(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
     with state.lock:
         refused = component_call_error(state, query, body.get("component_appid"))
@@ -333,7 +194,6 @@ def api_authorizer_token(state: SimState, body: dict[str, Any], query: dict[str,
         }
 
 
-@api("/cgi-bin/component/api_get_authorizer_info")
 def api_get_authorizer_info(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
     with state.lock:
         refused = component_call_error(state, query, body.get("component_appid"))
@@ -346,7 +206,7 @@ def api_get_authorizer_info(state: SimState, body: dict[str, Any], query: dict[s
             return error(61003)
         current = account.current_refresh_token(state.now())
         return {
-            "authorizer_info": account.authorizer_info(),
+            "authorizer_info": authorizer_info(account),
             "authorization_info": {
                 "authorizer_appid": account.appid,
                 "authorizer_refresh_token": current.value if current else "",
@@ -355,11 +215,48 @@ def api_get_authorizer_info(state: SimState, body: dict[str, Any], query: dict[s
         }
 
 
+def authorizer_info(account: Account) -> dict[str, Any]:
+    """``authorizer_info`` as api_get_authorizer_info answers it."""
+    info: dict[str, Any] = {
+        "nick_name": account.nick_name,
+        "head_img": account.head_img,
+        "service_type_info": {"id": account.service_type},
+        "verify_type_info": {"id": account.verify_type},
+        "user_name": account.user_name,
+        "principal_name": account.principal_name,
+        "alias": account.alias,
+        "business_info": {
+            "open_store": 0,
+            "open_scan": 0,
+            "open_pay": 0,
+            "open_card": 0,
+            "open_shake": 0,
+        },
+        "qrcode_url": account.qrcode_url,
+        "account_status": account.account_status,
+        "signature": account.signature,
+    }
+    if account.is_mini_program:
+        info["MiniProgramInfo"] = {
+            "network": {
+                "RequestDomain": [],
+                "WsRequestDomain": [],
+                "UploadDomain": [],
+                "DownloadDomain": [],
+                "BizDomain": [],
+                "UDPDomain": [],
+                "TCPDomain": [],
+            },
+            "categories": account.categories,
+            "visit_status": account.visit_status,
+        }
+    return info
+
+
 def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-@api("/cgi-bin/component/api_get_authorizer_list")
 def api_get_authorizer_list(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
     """Authorized accounts in the order they were added; ``refresh_token`` is the newest accepted
     one ("" when the authorization code was never exchanged)."""
@@ -384,3 +281,10 @@ def api_get_authorizer_list(state: SimState, body: dict[str, Any], query: dict[s
                 }
             )
         return {"total_count": len(authorized), "list": page}
+
+
+APIS = (
+    ApiRoute("/cgi-bin/component/api_authorizer_token", "POST", api_authorizer_token),
+    ApiRoute("/cgi-bin/component/api_get_authorizer_info", "POST", api_get_authorizer_info),
+    ApiRoute("/cgi-bin/component/api_get_authorizer_list", "POST", api_get_authorizer_list),
+)

@@ -1,111 +1,91 @@
-"""Authorizing the component: pre-auth codes, the authorization pages, authorization codes and
-``api_query_auth`` (shared/wechat-protocol.md §3 "Authorization links", §4).
+"""Authorizing the component: pre-auth codes, authorization links, the owner's decision,
+authorization codes and ``api_query_auth`` (shared/wechat-protocol.md §3 "Authorization links",
+§4). The pages that show a link to the owner are in ``pages.py``.
 
 - ``api_create_preauthcode`` gives a ``pre_auth_code`` valid 1800 s, usable once.
-- The PC page (``/cgi-bin/componentloginpage``, WeChat's mp host) and the mobile page
-  (``/wxaopen/safe/bindcomponent?action=bindcomponent&no_scan=1``, the open host; the older
-  ``/safe/bindcomponent`` too) check the link and show the accounts that may authorize. A
-  simulated owner acts on it with ``sim_account=<appid>&sim_action=approve|refuse``.
-- Approving answers 302 to ``redirect_uri?auth_code=queryauthcode@@@…&expires_in=3600`` and,
-  with a callback URL configured, pushes ``authorized`` (``updateauthorized`` when the account
-  already was) *before* answering, so a test sees both once the redirect arrives.
-- Refusing answers 302 to ``redirect_uri`` unchanged (WeChat itself just shows nothing).
+- A link is checked before anyone acts on it (``check_request``), then the account against it
+  (``check_eligible``: biz_appid, auth_type).
+- Approving answers the redirect ``redirect_uri?auth_code=queryauthcode@@@…&expires_in=3600``
+  and, with a callback URL configured, pushes ``authorized`` (``updateauthorized`` when the
+  account already was) *before* answering, so a test sees both once the redirect arrives.
+- Refusing answers ``redirect_uri`` unchanged (WeChat itself just shows nothing).
 - The authorization code is valid 3600 s, usable once: invalid 61009, expired 61010,
   used 40163.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from flask import Response
-
 from wechat_simulator import pusher
-from wechat_simulator.accounts import Account, get_account
+from wechat_simulator.accounts import get_account
 from wechat_simulator.component import component_call_error
-from wechat_simulator.protocol import SimError, api, error
-from wechat_simulator.state import TOKEN_LIFETIME, SimState, random_text
+from wechat_simulator.protocol import ApiRoute, SimError, error
+from wechat_simulator.records import (
+    AUTHORIZATION_CODE_LIFETIME,
+    PRE_AUTH_CODE_LIFETIME,
+    TOKEN_LIFETIME,
+    Account,
+    Approval,
+    AuthorizationCode,
+    AuthorizationRequest,
+    PreAuthCode,
+    random_text,
+)
+from wechat_simulator.state import SimState
 
-PRE_AUTH_CODE_LIFETIME = 1800
-AUTHORIZATION_CODE_LIFETIME = 3600
 AUTH_TYPES = {1: ("official_account",), 2: ("mini_program",), 3: ("official_account", "mini_program")}
 _CATEGORY_LIST = re.compile(r"\d+(\|\d+)*")
 
 
-@dataclass
-class PreAuthCode:
-    value: str
-    expires_at: float
-    used_by: str | None = None  # the account that approved with it
+# --- links ----------------------------------------------------------------------------------
 
 
-@dataclass
-class AuthorizationCode:
-    value: str
-    appid: str
-    expires_at: float
-    used: bool = False
-    revoked: bool = False  # the authorization was cancelled before the code was exchanged
+def parse_link(args: Mapping[str, str], *, mobile: bool = False) -> AuthorizationRequest:
+    """The link's query as a page gets it; refusals raise SimError (the page's error reasons)."""
+    if mobile and args.get("action") != "bindcomponent":
+        raise SimError("invalid_action", "the mobile page needs action=bindcomponent")
+    if mobile and args.get("no_scan") != "1":
+        raise SimError("missing_no_scan", "the mobile page needs no_scan=1")
+    for name in ("component_appid", "pre_auth_code", "redirect_uri"):
+        if not args.get(name):
+            raise SimError("missing_parameter", f"missing parameter {name}")
+    auth_type = args.get("auth_type") or "3"
+    if auth_type not in ("1", "2", "3"):
+        raise SimError("invalid_auth_type", "auth_type must be 1, 2 or 3")
+    categories = args.get("category_id_list") or ""
+    if categories and not _CATEGORY_LIST.fullmatch(categories):
+        raise SimError("invalid_category_id_list", "category_id_list must be ids joined by |")
+    return AuthorizationRequest(
+        component_appid=args["component_appid"],
+        pre_auth_code=args["pre_auth_code"],
+        redirect_uri=args["redirect_uri"],
+        auth_type=int(auth_type),
+        biz_appid=args.get("biz_appid") or None,
+        category_id_list=tuple(int(i) for i in categories.split("|")) if categories else (),
+    )
 
 
-@dataclass(frozen=True)
-class AuthorizationRequest:
-    """What an authorization link asks for."""
-
-    component_appid: str
-    pre_auth_code: str
-    redirect_uri: str
-    auth_type: int = 3
-    biz_appid: str | None = None
-    category_id_list: tuple[int, ...] = ()
-
-    @classmethod
-    def from_query(cls, args: Mapping[str, str], *, mobile: bool = False) -> AuthorizationRequest:
-        if mobile and args.get("action") != "bindcomponent":
-            raise SimError("invalid_action", "the mobile page needs action=bindcomponent")
-        if mobile and args.get("no_scan") != "1":
-            raise SimError("missing_no_scan", "the mobile page needs no_scan=1")
-        for name in ("component_appid", "pre_auth_code", "redirect_uri"):
-            if not args.get(name):
-                raise SimError("missing_parameter", f"missing parameter {name}")
-        auth_type = args.get("auth_type") or "3"
-        if auth_type not in ("1", "2", "3"):
-            raise SimError("invalid_auth_type", "auth_type must be 1, 2 or 3")
-        categories = args.get("category_id_list") or ""
-        if categories and not _CATEGORY_LIST.fullmatch(categories):
-            raise SimError("invalid_category_id_list", "category_id_list must be ids joined by |")
-        return cls(
-            component_appid=args["component_appid"],
-            pre_auth_code=args["pre_auth_code"],
-            redirect_uri=args["redirect_uri"],
-            auth_type=int(auth_type),
-            biz_appid=args.get("biz_appid") or None,
-            category_id_list=tuple(int(i) for i in categories.split("|")) if categories else (),
-        )
-
-
-@dataclass(frozen=True)
-class Approval:
-    redirect: str
-    authorization_code: str
-    info_type: str
-    event: str  # the plaintext of the authorized/updateauthorized push
-    push: dict[str, Any] | None  # what the callback answered; None without a callback URL
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "redirect": self.redirect,
-            "auth_code": self.authorization_code,
-            "expires_in": AUTHORIZATION_CODE_LIFETIME,
-            "info_type": self.info_type,
-            "event": self.event,
-            "push": self.push,
-        }
+def link_from_spec(state: SimState, spec: Mapping[str, Any]) -> AuthorizationRequest:
+    """A link from JSON-like values (``POST /__sim/authorize``, ``Simulator.approve``/``refuse``):
+    ``pre_auth_code``, ``redirect_uri``, ``auth_type``?, ``biz_appid``?, ``category_id_list``?
+    (``"1|2"`` or ``[1, 2]``), ``component_appid``? (default: this platform). Same checks as
+    the page's query."""
+    categories = spec.get("category_id_list") or ""
+    if isinstance(categories, list | tuple):
+        categories = "|".join(str(i) for i in categories)
+    args = {
+        "component_appid": str(spec.get("component_appid", state.platform.appid)),
+        "pre_auth_code": str(spec.get("pre_auth_code") or ""),
+        "redirect_uri": str(spec.get("redirect_uri") or ""),
+        "auth_type": str(spec.get("auth_type") or "3"),
+        "biz_appid": str(spec.get("biz_appid") or ""),
+        "category_id_list": str(categories),
+    }
+    return parse_link(args)
 
 
 # --- codes ----------------------------------------------------------------------------------
@@ -136,7 +116,7 @@ def with_query(url: str, params: dict[str, str]) -> str:
     return urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))
 
 
-# --- the page's checks ----------------------------------------------------------------------
+# --- checks (the pages, /__sim/authorize and Simulator.approve make the same) ---------------
 
 
 def check_request(state: SimState, request: AuthorizationRequest) -> None:
@@ -256,7 +236,6 @@ def query_auth_code(
 # --- WeChat APIs ----------------------------------------------------------------------------
 
 
-@api("/cgi-bin/component/api_create_preauthcode")
 def api_create_preauthcode(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
     refused = component_call_error(state, query, body.get("component_appid"))
     if refused:
@@ -265,7 +244,6 @@ def api_create_preauthcode(state: SimState, body: dict[str, Any], query: dict[st
     return {"pre_auth_code": code.value, "expires_in": PRE_AUTH_CODE_LIFETIME}
 
 
-@api("/cgi-bin/component/api_query_auth")
 def api_query_auth(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
     with state.lock:
         refused = component_call_error(state, query, body.get("component_appid"))
@@ -295,66 +273,7 @@ def api_query_auth(state: SimState, body: dict[str, Any], query: dict[str, str])
         }
 
 
-# --- the pages ------------------------------------------------------------------------------
-
-_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title></head>
-<body>
-<h1>{title}</h1>
-{body}
-</body></html>
-"""
-
-
-def _html(title: str, body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    text = _PAGE.format(title=html.escape(title), body=body)
-    return Response(text, status=status, mimetype="text/html", headers=headers)
-
-
-def _error_page(problem: SimError) -> Response:
-    body = f'<p id="error" data-reason="{html.escape(problem.reason)}">{html.escape(problem.message)}</p>'
-    return _html("授权失败 (authorization refused)", body, problem.status, {"X-Sim-Error": problem.reason})
-
-
-def _consent_page(state: SimState, request: AuthorizationRequest, args: Mapping[str, str]) -> Response:
-    rows = []
-    for account in eligible_accounts(state, request):
-        links = []
-        for action in ("approve", "refuse"):
-            query = urlencode({**args, "sim_account": account.appid, "sim_action": action})
-            links.append(f'<a href="?{html.escape(query)}" data-action="{action}">{action}</a>')
-        rows.append(
-            f'<li data-appid="{html.escape(account.appid)}">{html.escape(account.nick_name)} '
-            f"({html.escape(account.kind)}, {html.escape(account.appid)}): {' | '.join(links)}</li>"
-        )
-    body = (
-        f"<p>Component {html.escape(request.component_appid)} asks for authorization "
-        f"(auth_type {request.auth_type}).</p>"
-        f"<ul>{''.join(rows) or '<li>no simulated account may authorize this link</li>'}</ul>"
-    )
-    return _html("授权 (simulated WeChat authorization)", body)
-
-
-def page(state: SimState, args: Mapping[str, str], *, mobile: bool) -> Response:
-    """One of the authorization pages: check the link; show it, or act as the account owner."""
-    state.record("bindcomponent" if mobile else "componentloginpage", {"query": dict(args)})
-    try:
-        request = AuthorizationRequest.from_query(args, mobile=mobile)
-        action = args.get("sim_action")
-        if action is None:
-            check_request(state, request)
-            return _consent_page(state, request, args)
-        account_appid = args.get("sim_account")
-        if not account_appid:
-            raise SimError("missing_parameter", "sim_action needs sim_account")
-        if action == "approve":
-            approval = approve(state, request, account_appid)
-            headers = {"Location": approval.redirect}
-            if approval.push is not None:
-                headers["X-Sim-Push-Status"] = str(approval.push.get("status", "error"))
-            return Response(status=302, headers=headers)
-        if action == "refuse":
-            return Response(status=302, headers={"Location": refuse(state, request, account_appid)})
-        raise SimError("invalid_sim_action", "sim_action must be approve or refuse")
-    except SimError as problem:
-        return _error_page(problem)
+APIS = (
+    ApiRoute("/cgi-bin/component/api_create_preauthcode", "POST", api_create_preauthcode),
+    ApiRoute("/cgi-bin/component/api_query_auth", "POST", api_query_auth),
+)

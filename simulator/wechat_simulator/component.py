@@ -1,13 +1,14 @@
-"""The component's own credentials: ``api_component_token``, ``api_start_push_ticket``, and the
-checks every API that takes a ``component_access_token`` makes."""
+"""The component's own credentials: ``api_component_token``, ``api_start_push_ticket``, tickets
+WeChat accepts, and the checks every API that takes a ``component_access_token`` makes."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from wechat_simulator import pusher
-from wechat_simulator.protocol import api, error
-from wechat_simulator.state import TOKEN_LIFETIME, SimState
+from wechat_simulator.protocol import ApiRoute, SimError, error
+from wechat_simulator.records import TOKEN_LIFETIME
+from wechat_simulator.state import SimState
 
 
 def component_call_error(
@@ -31,7 +32,16 @@ def component_call_error(
     return None
 
 
-@api("/cgi-bin/component/api_component_token")
+def register_ticket(state: SimState, value: Any = None) -> str:
+    """A ticket WeChat will accept, without pushing it; ``value`` chooses it (sample events)."""
+    if value is not None and (not isinstance(value, str) or not value.startswith("ticket@@@")):
+        raise SimError("invalid_ticket", "ticket must start with ticket@@@")
+    return state.new_ticket(value)
+
+
+# --- WeChat APIs ----------------------------------------------------------------------------
+
+
 def api_component_token(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
     p = state.platform
     if not body.get("component_appsecret"):
@@ -49,7 +59,6 @@ def api_component_token(state: SimState, body: dict[str, Any], query: dict[str, 
     return {"component_access_token": token.value, "expires_in": TOKEN_LIFETIME}
 
 
-@api("/cgi-bin/component/api_start_push_ticket")
 def api_start_push_ticket(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
     """(Re)start ticket pushes. With a callback URL configured, a fresh ticket is pushed at once,
     in the background (the caller may be the callback itself, waiting for this answer)."""
@@ -58,8 +67,12 @@ def api_start_push_ticket(state: SimState, body: dict[str, Any], query: dict[str
         return error(61011)
     if body.get("component_secret") != p.appsecret:
         return error(40125)
-    with state.lock:
-        state.extra["push_requested"] = state.extra.get("push_requested", 0) + 1
     if state.callback_url:
         pusher.push_in_background(state, pusher.ticket_xml(state, state.new_ticket()))
     return {"errcode": 0, "errmsg": "ok"}
+
+
+APIS = (
+    ApiRoute("/cgi-bin/component/api_component_token", "POST", api_component_token),
+    ApiRoute("/cgi-bin/component/api_start_push_ticket", "POST", api_start_push_ticket),
+)

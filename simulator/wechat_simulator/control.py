@@ -1,23 +1,20 @@
 """The ``/__sim`` control API: what tests and local runs use to drive and inspect the simulator.
 
-Refusals answer 4xx with ``{"error": "<reason>", "message": "..."}`` (never WeChat's shape).
+Each route reads its JSON body and calls the feature function the ``Simulator`` method of the
+same purpose calls. Refusals answer 4xx with ``{"error": "<reason>", "message": "..."}`` (never
+WeChat's shape).
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from wechat_simulator import accounts, authorization, miniprogram
+from wechat_simulator import accounts, authorization, component, harness, miniprogram, pusher
 from wechat_simulator.protocol import SimError
-from wechat_simulator.state import GRACE_SECONDS, Fault, SimState
-
-if TYPE_CHECKING:
-    from wechat_simulator.server import Simulator
-
-_FAULT_FIELDS = {f.name for f in fields(Fault)}
+from wechat_simulator.records import GRACE_SECONDS, PRE_AUTH_CODE_LIFETIME
+from wechat_simulator.state import SimState
 
 
 def _json() -> dict[str, Any]:
@@ -29,26 +26,28 @@ def _json() -> dict[str, Any]:
     return spec
 
 
-def add_fault(state: SimState, spec: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(spec) - _FAULT_FIELDS
-    if unknown:
-        raise SimError("unknown_field", f"unknown fault fields: {', '.join(sorted(unknown))}")
-    if not isinstance(spec.get("api"), str):
-        raise SimError("missing_parameter", "api is required (the last path segment, or *)")
-    fault = Fault(**spec)
-    with state.lock:
-        state.faults.append(fault)
-    return fault.describe()
+def _appid(spec: dict[str, Any], message: str = "appid is required") -> str:
+    appid = spec.get("appid")
+    if not isinstance(appid, str) or not appid:
+        raise SimError("missing_parameter", message)
+    return appid
 
 
-def register(app: Flask, sim: Simulator) -> None:  # noqa: PLR0915 - one route table
-    state = sim.state
+def register(app: Flask, state: SimState) -> None:
+    """Serve every ``/__sim`` route, and answer a ``SimError`` raised by any route."""
 
     @app.errorhandler(SimError)
     def refused(problem: SimError) -> tuple[Response, int]:
         return jsonify(problem.describe()), problem.status
 
-    # --- platform, calls, faults, clock, pushes ------------------------------------------
+    _register_harness(app, state)
+    _register_accounts(app, state)
+    _register_authorization(app, state)
+    _register_miniprogram(app, state)
+
+
+def _register_harness(app: Flask, state: SimState) -> None:
+    """Platform, settings, calls, faults, limits, tickets, clock, pushes."""
 
     @app.get("/__sim/platform")
     def platform() -> Any:
@@ -59,141 +58,107 @@ def register(app: Flask, sim: Simulator) -> None:  # noqa: PLR0915 - one route t
 
     @app.get("/__sim/settings")
     def settings() -> Any:
-        return jsonify(callback_url=state.callback_url, latency=state.latency)
+        return jsonify(harness.settings(state))
 
     @app.post("/__sim/settings")
     def change_settings() -> Any:
-        spec = _json()
-        if "callback_url" in spec:
-            if spec["callback_url"] is not None and not isinstance(spec["callback_url"], str):
-                raise SimError("invalid_callback_url", "callback_url must be a string or null")
-            state.callback_url = spec["callback_url"] or None
-        if "latency" in spec:
-            state.latency = float(spec["latency"])
-        return settings()
+        return jsonify(harness.change_settings(state, _json()))
 
     @app.get("/__sim/calls")
     def calls() -> Any:
-        with state.lock:
-            return jsonify(dict(state.calls))
+        return jsonify(harness.calls(state))
 
     @app.delete("/__sim/calls")
     def reset_calls() -> Any:
-        with state.lock:
-            state.calls.clear()
-            state.requests.clear()
+        harness.reset_calls(state)
         return jsonify(ok=True)
 
     @app.get("/__sim/requests")
     def requests_made() -> Any:
-        api_name = request.args.get("api")
-        with state.lock:
-            rows = [r for r in state.requests if api_name in (None, r["api"])]
-        return jsonify(rows)
+        return jsonify(harness.requests_made(state, request.args.get("api")))
 
     @app.post("/__sim/faults")
     def new_fault() -> Any:
-        return jsonify(add_fault(state, _json()))
+        return jsonify(harness.add_fault(state, _json()))
 
     @app.delete("/__sim/faults")
     def clear_faults() -> Any:
-        with state.lock:
-            state.faults.clear()
+        harness.clear_faults(state)
         return jsonify(ok=True)
 
     @app.post("/__sim/limits")
     def set_limit() -> Any:
         spec = _json()
-        with state.lock:
-            state.daily_limits[str(spec["api"])] = int(spec["daily_limit"])
+        harness.set_daily_limit(state, str(spec["api"]), int(spec["daily_limit"]))
         return jsonify(ok=True)
 
     @app.post("/__sim/tickets")
     def register_ticket() -> Any:
-        """A ticket WeChat will accept, without pushing it; ``ticket`` chooses its value."""
-        value = _json().get("ticket")
-        if value is not None and (not isinstance(value, str) or not value.startswith("ticket@@@")):
-            raise SimError("invalid_ticket", "ticket must start with ticket@@@")
-        ticket = state.new_ticket(value)
-        return jsonify(ticket=ticket), 201
+        return jsonify(ticket=component.register_ticket(state, _json().get("ticket"))), 201
 
     @app.post("/__sim/clock")
     def advance_clock() -> Any:
-        return jsonify(now=sim.advance_clock(float(_json().get("advance", 0))))
+        return jsonify(now=harness.advance_clock(state, float(_json().get("advance", 0))))
 
     @app.post("/__sim/push/ticket")
     def push_ticket() -> Any:
         spec = _json()
-        return jsonify(sim.push_ticket(spec.get("url"), spec.get("create_time")))
+        return jsonify(pusher.push_ticket(state, spec.get("url"), spec.get("create_time")))
 
     @app.post("/__sim/push/xml")
     def push_xml() -> Any:
         spec = _json()
-        return jsonify(sim.push_xml(spec["xml"], spec.get("url"), to_user_name=spec.get("to_user_name")))
+        return jsonify(
+            pusher.push_xml(state, spec["xml"], spec.get("url"), to_user_name=spec.get("to_user_name"))
+        )
 
-    # --- accounts ------------------------------------------------------------------------
 
+def _register_accounts(app: Flask, state: SimState) -> None:
     @app.post("/__sim/accounts")
     def add_account() -> Any:
         spec = _json()
         if "kind" not in spec:
             raise SimError("missing_parameter", "kind is required (official_account or mini_program)")
-        return jsonify(sim.add_account(**spec)), 201
+        return jsonify(accounts.create_account(state, **spec)), 201
 
     @app.get("/__sim/accounts")
     def list_accounts() -> Any:
-        with state.lock:
-            now = state.now()
-            return jsonify([a.describe(now) for a in state.accounts.values()])
+        return jsonify(accounts.list_accounts(state))
 
     @app.get("/__sim/accounts/<appid>")
     def account(appid: str) -> Any:
-        return jsonify(sim.account(appid))
+        return jsonify(accounts.describe_account(state, appid))
 
     @app.post("/__sim/accounts/<appid>/rotation")
     def rotation(appid: str) -> Any:
         spec = _json()
-        accounts.set_rotation(
-            state, appid, spec.get("enabled", True), spec.get("grace_seconds", GRACE_SECONDS)
+        return jsonify(
+            accounts.set_rotation(
+                state, appid, spec.get("enabled", True), spec.get("grace_seconds", GRACE_SECONDS)
+            )
         )
-        return jsonify(sim.account(appid))
 
     @app.post("/__sim/accounts/<appid>/jscode_limit")
     def jscode_limit(appid: str) -> Any:
-        accounts.set_jscode_limit(state, appid, _json().get("per_minute"))
-        return jsonify(sim.account(appid))
+        return jsonify(accounts.set_jscode_limit(state, appid, _json().get("per_minute")))
 
     @app.post("/__sim/accounts/<appid>/revoke")
     def revoke(appid: str) -> Any:
-        return jsonify(sim.revoke(appid, push=bool(_json().get("push", True))))
+        return jsonify(accounts.revoke(state, appid, push=bool(_json().get("push", True))))
 
-    # --- authorization -------------------------------------------------------------------
 
+def _register_authorization(app: Flask, state: SimState) -> None:
     @app.post("/__sim/pre_auth_code")
     def pre_auth_code() -> Any:
-        return jsonify(
-            pre_auth_code=sim.create_pre_auth_code(), expires_in=authorization.PRE_AUTH_CODE_LIFETIME
-        )
+        code = authorization.new_pre_auth_code(state)
+        return jsonify(pre_auth_code=code.value, expires_in=PRE_AUTH_CODE_LIFETIME)
 
     @app.post("/__sim/authorize")
     def authorize() -> Any:
         """The owner's decision without the page: the same checks, the same effects."""
         spec = _json()
-        categories = spec.get("category_id_list") or ""
-        if isinstance(categories, list):
-            categories = "|".join(str(i) for i in categories)
-        args = {
-            "component_appid": str(spec.get("component_appid", state.platform.appid)),
-            "pre_auth_code": str(spec.get("pre_auth_code") or ""),
-            "redirect_uri": str(spec.get("redirect_uri") or ""),
-            "auth_type": str(spec.get("auth_type") or "3"),
-            "biz_appid": str(spec.get("biz_appid") or ""),
-            "category_id_list": str(categories),
-        }
-        link = authorization.AuthorizationRequest.from_query(args)
-        appid = spec.get("appid")
-        if not isinstance(appid, str) or not appid:
-            raise SimError("missing_parameter", "appid (the account that decides) is required")
+        link = authorization.link_from_spec(state, spec)
+        appid = _appid(spec, "appid (the account that decides) is required")
         action = spec.get("action", "approve")
         if action == "approve":
             approval = authorization.approve(state, link, appid, push=bool(spec.get("push", True)))
@@ -205,23 +170,19 @@ def register(app: Flask, sim: Simulator) -> None:  # noqa: PLR0915 - one route t
     @app.post("/__sim/query_auth_code")
     def query_auth_code() -> Any:
         spec = _json()
-        appid = spec.get("appid")
-        if not isinstance(appid, str) or not appid:
-            raise SimError("missing_parameter", "appid is required")
+        appid = _appid(spec)
         return jsonify(
             authorization.query_auth_code(
                 state, appid, push=bool(spec.get("push", False)), code=spec.get("code")
             )
         )
 
-    # --- mini programs -------------------------------------------------------------------
 
+def _register_miniprogram(app: Flask, state: SimState) -> None:
     @app.post("/__sim/wxlogin")
     def wx_login() -> Any:
         spec = _json()
-        appid = spec.get("appid")
-        if not isinstance(appid, str) or not appid:
-            raise SimError("missing_parameter", "appid is required")
+        appid = _appid(spec)
         return jsonify(code=miniprogram.wx_login(state, appid, spec.get("user"), spec.get("code")))
 
     @app.get("/__sim/session_keys")

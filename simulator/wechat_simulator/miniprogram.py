@@ -5,8 +5,9 @@
   (doc https://developers.weixin.qq.com/doc/oplatform/Third-party_Platforms/2.0/api/others/WeChat_login.html):
   40029 invalid code, 40163 code already used, 61003 mini program not authorized to the component,
   40013 unknown appid, 45011 over the account's per-minute limit (off unless set).
-- openids are stable per (mini program, simulated user); the unionid is stable per user and
-  only answered when the account has ``unionid_bound``. Every session_key issued is recorded.
+- The code belongs to a simulated WeChat user (``users.py``): openids are stable per (mini
+  program, user); the unionid is stable per user and only answered when the account has
+  ``unionid_bound``. Every session_key issued is recorded.
 - Encrypted user data is made the WeChat way
   (https://developers.weixin.qq.com/miniprogram/dev/framework/open-ability/signature.html):
   AES-128-CBC, key = Base64_Decode(session_key) (16 bytes), a random 16-byte iv, PKCS#7,
@@ -22,83 +23,20 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from dataclasses import dataclass, field
 from typing import Any
 
 from Crypto.Cipher import AES
 from Crypto.Util.Padding import pad
 
-from wechat_simulator.accounts import Account, get_account
+from wechat_simulator import users
+from wechat_simulator.accounts import get_account
 from wechat_simulator.component import component_call_error
-from wechat_simulator.protocol import SimError, api, error
-from wechat_simulator.state import SimState, random_text
+from wechat_simulator.protocol import ApiRoute, SimError, error
+from wechat_simulator.records import JS_CODE_LIFETIME, Account, JsCode, Session, random_text
+from wechat_simulator.state import SimState
 
-JS_CODE_LIFETIME = 300
 RATE_WINDOW = 60.0
-DEFAULT_USER = "user"
 USER_DATA_KINDS = ("phone", "userinfo")
-
-
-@dataclass
-class SimUser:
-    """A simulated WeChat user: the same person across mini programs."""
-
-    name: str
-    unionid: str
-    pure_phone_number: str
-    nick_name: str
-    gender: int
-    avatar_url: str
-    country_code: str = "86"
-    openids: dict[str, str] = field(default_factory=dict)  # mini program appid -> openid
-
-
-@dataclass
-class JsCode:
-    value: str
-    appid: str
-    user: str
-    expires_at: float
-    used: bool = False
-
-
-@dataclass
-class Session:
-    session_key: str
-    appid: str
-    openid: str
-    user: str
-    unionid: str | None
-    issued_at: float
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "session_key": self.session_key,
-            "appid": self.appid,
-            "openid": self.openid,
-            "unionid": self.unionid,
-            "user": self.user,
-            "issued_at": self.issued_at,
-        }
-
-
-def _user(state: SimState, name: str) -> SimUser:
-    user = state.users.get(name)
-    if user is None:
-        user = SimUser(
-            name=name,
-            unionid="o" + random_text(27),
-            pure_phone_number="13" + "".join(str(secrets.randbelow(10)) for _ in range(9)),
-            nick_name="sim user " + secrets.token_hex(2),
-            gender=secrets.randbelow(3),
-            avatar_url="https://thirdwx.qlogo.cn/mmopen/vi_32/" + random_text(40) + "/132",
-        )
-        state.users[name] = user
-    return user
-
-
-def _openid(user: SimUser, appid: str) -> str:
-    return user.openids.setdefault(appid, "o" + random_text(27))
 
 
 def _mini_program(state: SimState, appid: str) -> Account:
@@ -114,14 +52,13 @@ def _mini_program(state: SimState, appid: str) -> Account:
 def wx_login(state: SimState, appid: str, user: str | None = None, code_value: str | None = None) -> str:
     """What ``wx.login`` gives the mini program: a code for jscode2session. ``code_value`` chooses
     the code (sample events), replacing any code of that value with a fresh, unused one."""
-    if user is not None and (not isinstance(user, str) or not user):
-        raise SimError("invalid_user", "user must be a non-empty string")
+    name = users.user_name(user)
     if code_value is not None and (not isinstance(code_value, str) or not 8 <= len(code_value) <= 64):
         raise SimError("invalid_code", "code must be a string of 8 to 64 characters")
     with state.lock:
         _mini_program(state, appid)
         value = code_value or random_text(32)
-        code = JsCode(value, appid, user or DEFAULT_USER, state.now() + JS_CODE_LIFETIME)
+        code = JsCode(value, appid, name, state.now() + JS_CODE_LIFETIME)
         state.js_codes[code.value] = code
         return code.value
 
@@ -175,7 +112,7 @@ def user_data(
         raise SimError("invalid_fields", "fields must be an object")
     session = _find_session(state, session_key, openid, appid)
     with state.lock:
-        user = _user(state, session.user)
+        user = users.get_user(state, session.user)
         watermark = {"appid": watermark_appid or session.appid, "timestamp": int(state.now())}
     plain: dict[str, Any]
     if kind == "phone":
@@ -216,7 +153,6 @@ def _over_limit(account: Account, now: float) -> bool:
     return False
 
 
-@api("/sns/component/jscode2session", "GET")
 def jscode2session(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
     with state.lock:
         refused = component_call_error(state, query, query.get("component_appid"))
@@ -241,12 +177,12 @@ def jscode2session(state: SimState, body: dict[str, Any], query: dict[str, str])
         if code.used:
             return error(40163)
         code.used = True
-        user = _user(state, code.user)
-        unionid = user.unionid if account.unionid_bound else None
+        user = users.get_user(state, code.user)
+        unionid = users.unionid(user, account)
         session = Session(
             session_key=base64.b64encode(secrets.token_bytes(16)).decode(),
             appid=appid,
-            openid=_openid(user, appid),
+            openid=users.openid(user, appid),
             user=user.name,
             unionid=unionid,
             issued_at=now,
@@ -256,3 +192,6 @@ def jscode2session(state: SimState, body: dict[str, Any], query: dict[str, str])
         if unionid:
             answer["unionid"] = unionid
         return answer
+
+
+APIS = (ApiRoute("/sns/component/jscode2session", "GET", jscode2session),)

@@ -1,31 +1,26 @@
-"""WeChat's side of the wire: the API route registry and WeChat-shaped errors.
+"""WeChat's side of the wire: how an API handler looks, WeChat-shaped errors, ``SimError``.
 
-API modules register their handlers with ``@api(path, method)``; a handler gets
-``(state, body, query)`` and returns the JSON WeChat would answer. Errors are HTTP 200 with
-``{"errcode": N, "errmsg": "... rid: ..."}``, as WeChat answers them.
+A module serving WeChat APIs lists them in ``APIS`` (``ApiRoute``s); ``server.py`` hands every
+list to ``dispatch.register``. A handler gets ``(state, body, query)`` and returns the JSON
+WeChat would answer. Errors are HTTP 200 with ``{"errcode": N, "errmsg": "... rid: ..."}``, as
+WeChat answers them.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
-if TYPE_CHECKING:
-    from wechat_simulator.state import SimState
+from wechat_simulator.state import SimState
 
-ApiHandler = Callable[["SimState", dict[str, Any], dict[str, str]], dict[str, Any]]
-
-# WeChat API handlers, by path. Modules register theirs with ``api``.
-API_ROUTES: dict[str, tuple[str, ApiHandler]] = {}
+ApiHandler = Callable[[SimState, dict[str, Any], dict[str, str]], dict[str, Any]]
 
 
-def api(path: str, method: str = "POST") -> Callable[[ApiHandler], ApiHandler]:
-    def register(handler: ApiHandler) -> ApiHandler:
-        API_ROUTES[path] = (method, handler)
-        return handler
-
-    return register
+class ApiRoute(NamedTuple):
+    path: str
+    method: str
+    handler: ApiHandler
 
 
 def api_name(path: str) -> str:

@@ -1,5 +1,8 @@
 """Pushing encrypted, signed XML to a callback URL the way WeChat does, and the plaintext of
-the component events (ticket, authorized/updateauthorized, unauthorized)."""
+the component events (ticket, authorized/updateauthorized, unauthorized).
+
+``push_ticket`` and ``push_xml`` are what ``POST /__sim/push/*`` and the ``Simulator`` methods
+of the same names do."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import requests
 from wechat_core.crypto import MessageCrypto, sha1_signature
 from wechat_core.messages import build_xml
 
+from wechat_simulator.protocol import SimError
 from wechat_simulator.state import SimState
 
 # WeChat waits five seconds for an answer; pushes made while answering a request use the same.
@@ -64,6 +68,24 @@ def push(
     }
     state.note_push({"url": url, "status": response.status_code})
     return result
+
+
+def _target(state: SimState, url: str | None) -> str:
+    target = url or state.callback_url
+    if not target:
+        raise SimError("no_callback_url", "no callback URL configured")
+    return target
+
+
+def push_ticket(state: SimState, url: str | None = None, create_time: int | None = None) -> dict[str, Any]:
+    """Push a fresh ticket now to ``url`` (default: the callback URL); errors are raised."""
+    ticket = state.new_ticket()
+    return push(state, _target(state, url), ticket_xml(state, ticket, create_time)) | {"ticket": ticket}
+
+
+def push_xml(state: SimState, plaintext: str, url: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Push any plaintext XML now to ``url`` (default: the callback URL); errors are raised."""
+    return push(state, _target(state, url), plaintext, **kwargs)
 
 
 def ticket_xml(state: SimState, ticket: str, create_time: int | None = None) -> str:

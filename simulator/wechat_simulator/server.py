@@ -2,49 +2,46 @@
 
 One server plays every WeChat host: the API host (``WECHAT_API_BASE``), the mp host of the PC
 authorization page (``WECHAT_MP_BASE``) and the open host of the mobile one
-(``WECHAT_OPEN_BASE``). The ``/__sim`` control API (control.py) and the ``Simulator`` methods
-drive the same functions, so tests can use either.
+(``WECHAT_OPEN_BASE``). ``build_app`` registers every route explicitly. The ``/__sim`` control
+routes (control.py) and the ``Simulator`` methods call the same feature functions, so tests can
+use either.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import socket
 import threading
-import time
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from wechat_simulator import accounts, authorization, control, miniprogram, pusher
-from wechat_simulator import apis as _apis  # noqa: F401 - registers every WeChat API route
-from wechat_simulator.protocol import (
-    API_ROUTES,
-    ERRMSG,
-    ApiHandler,
-    SimError,
-    api,
-    api_name,
-    error,
-    wechat_error,
+from wechat_simulator import (
+    accounts,
+    authorization,
+    component,
+    control,
+    dispatch,
+    harness,
+    miniprogram,
+    pages,
+    pusher,
 )
-from wechat_simulator.state import GRACE_SECONDS, Fault, Platform, SimState
-
-# Kept importable from here for code written against the first version of the simulator.
-__all__ = [
-    "API_ROUTES",
-    "ERRMSG",
-    "ApiHandler",
-    "SimError",
-    "Simulator",
-    "api",
-    "error",
-    "wechat_error",
-]
+from wechat_simulator.records import GRACE_SECONDS, AuthorizationRequest, Platform
+from wechat_simulator.state import SimState
 
 DEFAULT_REDIRECT_URI = "http://localhost/wechat/component/authorized"
+
+# Every WeChat API the simulator serves, by the module that implements it.
+APIS = (*component.APIS, *accounts.APIS, *authorization.APIS, *miniprogram.APIS)
+
+
+def build_app(state: SimState) -> Flask:
+    """The WSGI app: the WeChat APIs, the authorization pages, the ``/__sim`` control routes."""
+    app = Flask("wechat_simulator")
+    dispatch.register(app, state, APIS)
+    pages.register(app, state)
+    control.register(app, state)
+    return app
 
 
 class Simulator:
@@ -60,7 +57,7 @@ class Simulator:
         latency: float = 0.0,
     ) -> None:
         self.state = SimState(platform or Platform.generate(), latency=latency, callback_url=callback_url)
-        self.app = self._build_app()
+        self.app = build_app(self.state)
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
         self._server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True
         self.url = f"http://{host}:{self._server.server_port}"
@@ -74,7 +71,7 @@ class Simulator:
 
     @callback_url.setter
     def callback_url(self, url: str | None) -> None:
-        self.state.callback_url = url
+        harness.set_callback_url(self.state, url)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -113,13 +110,11 @@ class Simulator:
 
     def advance_clock(self, seconds: float) -> float:
         """Move the simulator's clock (every lifetime it checks) forward; return its new now."""
-        with self.state.lock:
-            self.state.clock_offset += seconds
-        return self.state.now()
+        return harness.advance_clock(self.state, seconds)
 
     def add_fault(self, api: str, **spec: Any) -> dict[str, Any]:
-        """Same as ``POST /__sim/faults``; see ``Fault`` for the fields."""
-        return control.add_fault(self.state, {"api": api, **spec})
+        """Same as ``POST /__sim/faults``; see ``records.Fault`` for the fields."""
+        return harness.add_fault(self.state, {"api": api, **spec})
 
     def issue_component_token(self) -> str:
         """A component_access_token as api_component_token gives it (not counted as a call); like
@@ -128,21 +123,11 @@ class Simulator:
 
     # --- pushes ----------------------------------------------------------------------------
 
-    def _callback(self, url: str | None) -> str:
-        target = url or self.callback_url
-        if not target:
-            raise SimError("no_callback_url", "no callback URL configured")
-        return target
-
     def push_ticket(self, url: str | None = None, create_time: int | None = None) -> dict[str, Any]:
-        ticket = self.state.new_ticket()
-        result = pusher.push(
-            self.state, self._callback(url), pusher.ticket_xml(self.state, ticket, create_time)
-        )
-        return result | {"ticket": ticket}
+        return pusher.push_ticket(self.state, url, create_time)
 
     def push_xml(self, plaintext: str, url: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        return pusher.push(self.state, self._callback(url), plaintext, **kwargs)
+        return pusher.push_xml(self.state, plaintext, url, **kwargs)
 
     def wait_for_pushes(self, count: int, timeout: float = 10.0) -> bool:
         """Wait until ``count`` pushes in all were made (delivered or failed); False on timeout.
@@ -162,10 +147,9 @@ class Simulator:
         **profile: Any,
     ) -> dict[str, Any]:
         """A new simulated official account or mini program (not yet authorized)."""
-        account = accounts.add_account(
+        return accounts.create_account(
             self.state, kind, appid=appid, nick_name=nick_name, unionid_bound=unionid_bound, **profile
         )
-        return self.account(account.appid)
 
     def account(self, appid: str) -> dict[str, Any]:
         """The account and its authorization: accepted refresh and access tokens, func_info."""
@@ -174,12 +158,10 @@ class Simulator:
     def set_rotation(
         self, appid: str, enabled: bool = True, grace_seconds: float = GRACE_SECONDS
     ) -> dict[str, Any]:
-        accounts.set_rotation(self.state, appid, enabled, grace_seconds)
-        return self.account(appid)
+        return accounts.set_rotation(self.state, appid, enabled, grace_seconds)
 
     def set_jscode_limit(self, appid: str, per_minute: int | None) -> dict[str, Any]:
-        accounts.set_jscode_limit(self.state, appid, per_minute)
-        return self.account(appid)
+        return accounts.set_jscode_limit(self.state, appid, per_minute)
 
     def revoke(self, appid: str, *, push: bool = True) -> dict[str, Any]:
         return accounts.revoke(self.state, appid, push=push)
@@ -189,24 +171,6 @@ class Simulator:
     def create_pre_auth_code(self) -> str:
         """A pre_auth_code as api_create_preauthcode gives it (not counted as a call)."""
         return authorization.new_pre_auth_code(self.state).value
-
-    def _authorization_request(
-        self,
-        pre_auth_code: str,
-        redirect_uri: str,
-        auth_type: int,
-        biz_appid: str | None,
-        category_id_list: tuple[int, ...] | list[int],
-    ) -> authorization.AuthorizationRequest:
-        args = {
-            "component_appid": self.state.platform.appid,
-            "pre_auth_code": pre_auth_code,
-            "redirect_uri": redirect_uri,
-            "auth_type": str(auth_type),
-            "biz_appid": biz_appid or "",
-            "category_id_list": "|".join(str(i) for i in category_id_list),
-        }
-        return authorization.AuthorizationRequest.from_query(args)
 
     def approve(
         self,
@@ -221,9 +185,7 @@ class Simulator:
     ) -> str:
         """The account owner approves the link; return where the browser is redirected
         (``redirect_uri?auth_code=…&expires_in=3600``). Raises SimError where the page refuses."""
-        link = self._authorization_request(
-            pre_auth_code, redirect_uri, auth_type, biz_appid, category_id_list
-        )
+        link = self._link(pre_auth_code, redirect_uri, auth_type, biz_appid, category_id_list)
         return authorization.approve(self.state, link, account_appid, push=push).redirect
 
     def refuse(
@@ -235,8 +197,26 @@ class Simulator:
         auth_type: int = 3,
         biz_appid: str | None = None,
     ) -> str:
-        link = self._authorization_request(pre_auth_code, redirect_uri, auth_type, biz_appid, ())
+        link = self._link(pre_auth_code, redirect_uri, auth_type, biz_appid, ())
         return authorization.refuse(self.state, link, account_appid)
+
+    def _link(
+        self,
+        pre_auth_code: str,
+        redirect_uri: str,
+        auth_type: int,
+        biz_appid: str | None,
+        category_id_list: tuple[int, ...] | list[int],
+    ) -> AuthorizationRequest:
+        """The link as given to approve/refuse, read as ``POST /__sim/authorize`` reads it."""
+        spec = {
+            "pre_auth_code": pre_auth_code,
+            "redirect_uri": redirect_uri,
+            "auth_type": str(auth_type),
+            "biz_appid": biz_appid,
+            "category_id_list": list(category_id_list),
+        }
+        return authorization.link_from_spec(self.state, spec)
 
     def query_auth_code(self, appid: str, *, push: bool = False) -> str:
         """A fresh authorization code for ``appid`` without the page (authorizing it if needed)."""
@@ -256,87 +236,3 @@ class Simulator:
         """Encrypted user data (``phone`` or ``userinfo``): ``{encryptedData, iv, plain, session_key}``;
         options: session_key, or openid and appid; watermark_appid; fields."""
         return miniprogram.user_data(self.state, kind, **options)
-
-    # --- HTTP ------------------------------------------------------------------------------
-
-    def _build_app(self) -> Flask:
-        app = Flask("wechat_simulator")
-        state = self.state
-
-        def failure(fault: Fault, default_status: int | None = None) -> Response | None:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.drop:
-                return drop_connection()
-            if fault.http_status:
-                return Response("simulated failure", status=fault.http_status)
-            if fault.errcode is not None:
-                return jsonify(error(fault.errcode))
-            if default_status is not None:
-                return Response("simulated failure", status=default_status)
-            return None
-
-        def call_api(path: str) -> Response:
-            method, handler = API_ROUTES[path]
-            if request.method != method:
-                return Response(json.dumps(error(-1)), status=405, mimetype="application/json")
-            name = api_name(path)
-            body: dict[str, Any] = {}
-            raw = request.get_data()
-            if raw:
-                try:
-                    parsed = json.loads(raw)
-                except ValueError:
-                    return jsonify(error(47001))
-                if not isinstance(parsed, dict):
-                    return jsonify(error(47001))
-                body = parsed
-            query = dict(request.args)
-            state.record(name, {"query": query, "body": body})
-            if state.latency:
-                time.sleep(state.latency)
-            fault = state.take_fault(name)
-            if fault is not None and not fault.after_effect:
-                failed = failure(fault)
-                if failed is not None:
-                    return failed
-            with state.lock:
-                over = state.over_quota(name)
-            if over:
-                return jsonify(error(45009))
-            answer = handler(state, body, query)
-            if fault is not None and fault.after_effect:
-                # The work is done (a token rotated, a code used up); the caller never sees it.
-                failed = failure(fault, default_status=502)
-                assert failed is not None
-                return failed
-            return jsonify(answer)
-
-        for path in API_ROUTES:
-            app.add_url_rule(
-                path,
-                endpoint=path,
-                view_func=lambda path=path: call_api(path),
-                methods=["GET", "POST"],
-            )
-
-        @app.get("/cgi-bin/componentloginpage")
-        def pc_authorization_page() -> Response:
-            return authorization.page(state, request.args, mobile=False)
-
-        @app.get("/wxaopen/safe/bindcomponent")
-        @app.get("/safe/bindcomponent")
-        def mobile_authorization_page() -> Response:
-            return authorization.page(state, request.args, mobile=True)
-
-        control.register(app, self)
-        return app
-
-
-def drop_connection() -> Response:
-    """Close the client's connection without an answer (the response below never arrives)."""
-    sock = request.environ.get("werkzeug.socket")
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    return Response("", status=502)

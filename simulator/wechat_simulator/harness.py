@@ -1,0 +1,111 @@
+"""The simulator's own knobs and counters (not WeChat's): settings, the clock, the calls and
+requests it counted, injected faults and daily limits.
+
+The ``/__sim`` control routes and the ``Simulator`` methods both call these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from wechat_simulator.protocol import SimError
+from wechat_simulator.records import Fault
+from wechat_simulator.state import SimState
+
+_FAULT_FIELDS = {f.name for f in fields(Fault)}
+
+
+# --- settings and clock ---------------------------------------------------------------------
+
+
+def settings(state: SimState) -> dict[str, Any]:
+    return {"callback_url": state.callback_url, "latency": state.latency}
+
+
+def set_callback_url(state: SimState, url: Any) -> None:
+    """Where pushes go (tickets, authorized, unauthorized); None or "" for nowhere."""
+    if url is not None and not isinstance(url, str):
+        raise SimError("invalid_callback_url", "callback_url must be a string or null")
+    state.callback_url = url or None
+
+
+def change_settings(state: SimState, spec: dict[str, Any]) -> dict[str, Any]:
+    """``{"callback_url"?: str | null, "latency"?: seconds}``; answer the settings."""
+    if "callback_url" in spec:
+        set_callback_url(state, spec["callback_url"])
+    if "latency" in spec:
+        state.latency = float(spec["latency"])
+    return settings(state)
+
+
+def advance_clock(state: SimState, seconds: float) -> float:
+    """Move the simulator's clock (every lifetime it checks) forward; return its new now."""
+    with state.lock:
+        state.clock_offset += seconds
+    return state.now()
+
+
+# --- calls and requests ---------------------------------------------------------------------
+
+
+def calls(state: SimState) -> dict[str, int]:
+    with state.lock:
+        return dict(state.calls)
+
+
+def reset_calls(state: SimState) -> None:
+    with state.lock:
+        state.calls.clear()
+        state.requests.clear()
+
+
+def requests_made(state: SimState, api: str | None = None) -> list[dict[str, Any]]:
+    """The requests received (the last 1000), those of ``api`` only when given."""
+    with state.lock:
+        return [r for r in state.requests if api in (None, r["api"])]
+
+
+# --- faults and limits ----------------------------------------------------------------------
+
+
+def add_fault(state: SimState, spec: dict[str, Any]) -> dict[str, Any]:
+    """A new ``Fault`` from its fields (``api`` required); answer what it will do."""
+    unknown = set(spec) - _FAULT_FIELDS
+    if unknown:
+        raise SimError("unknown_field", f"unknown fault fields: {', '.join(sorted(unknown))}")
+    if not isinstance(spec.get("api"), str):
+        raise SimError("missing_parameter", "api is required (the last path segment, or *)")
+    fault = Fault(**spec)
+    with state.lock:
+        state.faults.append(fault)
+    return fault.describe()
+
+
+def clear_faults(state: SimState) -> None:
+    with state.lock:
+        state.faults.clear()
+
+
+def take_fault(state: SimState, api: str) -> Fault | None:
+    """The fault this call of ``api`` meets, if any (one of its ``times`` is used up)."""
+    with state.lock:
+        for fault in state.faults:
+            if fault.api in (api, "*") and fault.times > 0:
+                fault.times -= 1
+                if fault.times == 0:
+                    state.faults.remove(fault)
+                return fault
+    return None
+
+
+def set_daily_limit(state: SimState, api: str, limit: int) -> None:
+    with state.lock:
+        state.daily_limits[api] = limit
+
+
+def over_quota(state: SimState, api: str) -> bool:
+    """More calls of ``api`` were counted than its daily limit allows (45009)."""
+    with state.lock:
+        limit = state.daily_limits.get(api)
+        return limit is not None and state.calls[api] > limit

@@ -1,0 +1,324 @@
+"""What the simulator holds: the platform, the accounts, the credentials and codes it issued,
+injected faults, authorization links, WeChat users and Mini Program sessions.
+
+Plain records and the rules that belong to one record alone (a token's acceptance, an
+account's authorization). This module imports nothing of the package; ``SimState`` keeps every
+record, and the feature modules (``accounts``, ``authorization``, ``miniprogram``, ``users``,
+...) change them under ``SimState.lock``.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+TICKET_LIFETIME = 12 * 3600
+TOKEN_LIFETIME = 7200
+# A new token leaves the previous one usable for five minutes (WeChat's transition period).
+GRACE_SECONDS = 300
+PRE_AUTH_CODE_LIFETIME = 1800
+AUTHORIZATION_CODE_LIFETIME = 3600
+JS_CODE_LIFETIME = 300
+
+# The permission sets (func_info ids) an account grants when the link names none.
+DEFAULT_FUNC_INFO = {
+    "official_account": [1, 2, 3, 4, 6, 7, 11, 15, 22, 23, 24, 26, 33, 35],
+    "mini_program": [17, 18, 19, 25, 30, 31, 36, 37, 40, 41, 45, 48, 49, 51, 52, 57, 65, 67, 70, 71],
+}
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def random_text(n: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The third-party platform as WeChat knows it."""
+
+    appid: str
+    appsecret: str
+    token: str
+    encoding_aes_key: str
+
+    @classmethod
+    def generate(cls) -> Platform:
+        return cls(
+            appid="wx" + secrets.token_hex(8),
+            appsecret=secrets.token_hex(16),
+            token=random_text(32),
+            encoding_aes_key=random_text(43),
+        )
+
+
+@dataclass
+class Fault:
+    """What to do instead of answering normally, for the next ``times`` calls of ``api``.
+
+    By default the call fails *instead of* doing its work: after ``delay`` seconds it answers
+    ``http_status`` (a bare body), or ``errcode`` (WeChat's JSON error), or, with ``drop``,
+    closes the connection without any answer.
+
+    With ``after_effect`` the call first does its work (a refresh token rotates, a code is
+    used up, a token is issued) and only then fails as above; with none of ``http_status``,
+    ``errcode`` and ``drop`` given it answers HTTP 502. This is "WeChat did it, but the caller
+    never saw the answer".
+    """
+
+    api: str
+    times: int = 1
+    errcode: int | None = None
+    http_status: int | None = None
+    delay: float = 0.0
+    after_effect: bool = False
+    drop: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, 0, 0.0, False)}
+
+
+@dataclass
+class Issued:
+    """A credential the simulator handed out, with its expiry and whether it was superseded."""
+
+    value: str
+    expires_at: float  # math.inf: never expires on its own (authorizer refresh tokens)
+    superseded_at: float | None = None
+    grace: float = GRACE_SECONDS  # how long it stays accepted once superseded
+
+    def valid(self, now: float) -> bool:
+        return now < self.accepted_until()
+
+    def accepted_until(self) -> float:
+        if self.superseded_at is None:
+            return self.expires_at
+        return min(self.expires_at, self.superseded_at + self.grace)
+
+    def supersede(self, now: float, grace: float = GRACE_SECONDS) -> None:
+        if self.superseded_at is None:
+            self.superseded_at = now
+            self.grace = grace
+
+    def revoke(self, now: float) -> None:
+        """Dead from now on, grace or not."""
+        self.expires_at = min(self.expires_at, now)
+
+    def describe(self) -> dict[str, Any]:
+        until = self.accepted_until()
+        return {
+            "value": self.value,
+            "expires_at": None if self.expires_at == math.inf else self.expires_at,
+            "superseded_at": self.superseded_at,
+            "accepted_until": None if until == math.inf else until,
+        }
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    """One simulated official account or mini program and its authorization to the component."""
+
+    appid: str
+    kind: str
+    user_name: str
+    nick_name: str
+    unionid_bound: bool
+    principal_name: str
+    alias: str
+    signature: str
+    head_img: str
+    qrcode_url: str
+    service_type: int  # 0/1 subscription account (and every mini program), 2 service account
+    verify_type: int  # -1 unverified, 0 WeChat-verified
+    account_status: int = 1  # 1 ok, 14 cancelled, 16 banned, 18 warned, 19 frozen
+    visit_status: int = 0
+    categories: list[dict[str, str]] = field(default_factory=list)
+    # The authorization.
+    authorized: bool = False
+    auth_time: int | None = None
+    func_info: list[int] = field(default_factory=list)
+    refresh_tokens: list[Issued] = field(default_factory=list)
+    access_tokens: list[Issued] = field(default_factory=list)
+    rotation: bool = False
+    rotation_grace: float = GRACE_SECONDS
+    # Mini Program login: calls of jscode2session in the last minute, and the limit (None: none).
+    jscode_limit_per_minute: int | None = None
+    jscode_calls: list[float] = field(default_factory=list)
+
+    @property
+    def is_mini_program(self) -> bool:
+        return self.kind == "mini_program"
+
+    def current_refresh_token(self, now: float) -> Issued | None:
+        """The newest accepted refresh token (what ``api_get_authorizer_list`` shows)."""
+        return next((t for t in reversed(self.refresh_tokens) if t.valid(now)), None)
+
+    def accepts_refresh_token(self, value: Any, now: float) -> bool:
+        return isinstance(value, str) and any(t.value == value and t.valid(now) for t in self.refresh_tokens)
+
+    def issue_refresh_token(self, now: float, grace: float) -> Issued:
+        for token in self.refresh_tokens:
+            token.supersede(now, grace)
+        issued = Issued("refreshtoken@@@" + random_text(43), math.inf)
+        self.refresh_tokens.append(issued)
+        del self.refresh_tokens[:-20]
+        return issued
+
+    def refresh_token_for_exchange(self, now: float) -> Issued:
+        """The refresh token ``api_query_auth`` answers: the live one, or a new one after a
+        (re-)authorization killed the previous."""
+        live = next((t for t in self.refresh_tokens if t.superseded_at is None and t.valid(now)), None)
+        return live or self.issue_refresh_token(now, GRACE_SECONDS)
+
+    def issue_access_token(self, now: float) -> Issued:
+        for token in self.access_tokens:
+            token.supersede(now)
+        issued = Issued("sim_aat_" + random_text(48), now + TOKEN_LIFETIME)
+        self.access_tokens.append(issued)
+        del self.access_tokens[:-20]
+        return issued
+
+    def authorize(self, now: float, func_info: list[int] | None) -> bool:
+        """The owner confirmed an authorization; return whether it was authorized before."""
+        was_authorized = self.authorized
+        for token in self.refresh_tokens:  # re-authorizing kills the previous refresh token
+            token.revoke(now)
+        self.authorized = True
+        self.auth_time = int(now)
+        self.func_info = list(func_info) if func_info else list(DEFAULT_FUNC_INFO[self.kind])
+        return was_authorized
+
+    def revoke(self, now: float) -> None:
+        self.authorized = False
+        for token in [*self.refresh_tokens, *self.access_tokens]:
+            token.revoke(now)
+
+    def func_info_json(self) -> list[dict[str, Any]]:
+        return [{"funcscope_category": {"id": i}} for i in self.func_info]
+
+    def describe(self, now: float) -> dict[str, Any]:
+        """The account and its authorization, for ``GET /__sim/accounts/<appid>``."""
+        return {
+            "appid": self.appid,
+            "kind": self.kind,
+            "user_name": self.user_name,
+            "nick_name": self.nick_name,
+            "unionid_bound": self.unionid_bound,
+            "principal_name": self.principal_name,
+            "alias": self.alias,
+            "signature": self.signature,
+            "head_img": self.head_img,
+            "qrcode_url": self.qrcode_url,
+            "service_type": self.service_type,
+            "verify_type": self.verify_type,
+            "account_status": self.account_status,
+            "authorized": self.authorized,
+            "auth_time": self.auth_time,
+            "func_info": list(self.func_info) if self.authorized else [],
+            "refresh_tokens": [t.describe() for t in self.refresh_tokens if t.valid(now)],
+            "access_tokens": [t.describe() for t in self.access_tokens if t.valid(now)],
+            "rotation": {"enabled": self.rotation, "grace_seconds": self.rotation_grace},
+            "jscode_limit_per_minute": self.jscode_limit_per_minute,
+        }
+
+
+# --- authorization --------------------------------------------------------------------------
+
+
+@dataclass
+class PreAuthCode:
+    value: str
+    expires_at: float
+    used_by: str | None = None  # the account that approved with it
+
+
+@dataclass
+class AuthorizationCode:
+    value: str
+    appid: str
+    expires_at: float
+    used: bool = False
+    revoked: bool = False  # the authorization was cancelled before the code was exchanged
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """What an authorization link asks for (``authorization.parse_link`` reads one)."""
+
+    component_appid: str
+    pre_auth_code: str
+    redirect_uri: str
+    auth_type: int = 3
+    biz_appid: str | None = None
+    category_id_list: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Approval:
+    redirect: str
+    authorization_code: str
+    info_type: str
+    event: str  # the plaintext of the authorized/updateauthorized push
+    push: dict[str, Any] | None  # what the callback answered; None without a callback URL
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "redirect": self.redirect,
+            "auth_code": self.authorization_code,
+            "expires_in": AUTHORIZATION_CODE_LIFETIME,
+            "info_type": self.info_type,
+            "event": self.event,
+            "push": self.push,
+        }
+
+
+# --- WeChat users and Mini Program login ----------------------------------------------------
+
+
+@dataclass
+class SimUser:
+    """A simulated WeChat user: the same person across the accounts they use."""
+
+    name: str
+    unionid: str
+    pure_phone_number: str
+    nick_name: str
+    gender: int
+    avatar_url: str
+    country_code: str = "86"
+    openids: dict[str, str] = field(default_factory=dict)  # account appid -> openid
+
+
+@dataclass
+class JsCode:
+    value: str
+    appid: str
+    user: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class Session:
+    session_key: str
+    appid: str
+    openid: str
+    user: str
+    unionid: str | None
+    issued_at: float
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "session_key": self.session_key,
+            "appid": self.appid,
+            "openid": self.openid,
+            "unionid": self.unionid,
+            "user": self.user,
+            "issued_at": self.issued_at,
+        }
