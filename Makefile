@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
-export PYTHONPATH := $(CURDIR)/layers/wechat_core:$(CURDIR)/simulator
-PY_SOURCES := layers functions simulator tests bench scripts
+# Where every Python process of the project finds its modules (devtools/project.py lists the same).
+export PYTHONPATH := $(CURDIR)/layers/wechat_core:$(CURDIR)/simulator:$(CURDIR)
+PY_SOURCES := layers functions simulator tests bench scripts devtools
 
 .PHONY: help venv lint format typecheck validate test unit integration e2e events bench clean
 
@@ -60,7 +61,7 @@ bench: venv
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
-# --- sam local: the whole stack on this machine (scripts/local_stack.py) ------------------------
+# --- sam local: the whole stack on this machine (devtools/, python -m devtools) -----------------
 .PHONY: engine local demo
 
 # A container engine for sam local (Docker, Finch, else podman set up here) and the Lambda
@@ -71,11 +72,11 @@ engine: venv
 
 # sam build + sam local start-api (warm containers), moto, the WeChat simulator; Ctrl-C stops all.
 local: venv
-	$(BIN)/python scripts/local_stack.py
+	$(BIN)/python -m devtools
 
 # A walk through the product against the stack `make local` runs (in another terminal).
 demo: venv
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python -m devtools.demo
 
 # The real handlers in Lambda containers (they also run in `make test`: pytest collects tests/e2e).
 e2e: venv

@@ -8,8 +8,8 @@ capacity units (counted on the service's own boto3 client). Exits non-zero when 
 was not refreshed, an upstream call was repeated, a not-due authorizer was touched, or the table
 holds a refresh token WeChat would refuse.
 
-    python bench/refresher_bench.py                 # 10,000 due + 10,000 not due
-    python bench/refresher_bench.py --quick         # 500 + 500, a smoke run
+    make bench                                      # 10,000 due + 10,000 not due
+    python bench/refresher_bench.py --quick         # 500 + 500, a smoke run (PYTHONPATH as make sets it)
 
 moto serves DynamoDB from one Python process (one core at most, its Query reads the whole table),
 so on most machines it, not WeChat's latency, sets the pace: the rows under "where a refresher
@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "layers/wechat_core"), str(ROOT / "simulator")]
 os.environ.update(
     {
         "POWERTOOLS_TRACE_DISABLED": "1",
@@ -43,16 +41,17 @@ os.environ.update(
     }
 )
 
-import requests  # noqa: E402
-from boto3.dynamodb.types import TypeSerializer  # noqa: E402
-from wechat_core import aws, clock, refresher, runtime, wechat_api  # noqa: E402
-from wechat_core.store import authorizer_sk, component_pk, due_pk  # noqa: E402
-from wechat_core.tokens import REFRESH_BEFORE_SECONDS  # noqa: E402
-from wechat_simulator import Platform, Simulator  # noqa: E402
-from wechat_simulator import accounts as sim_accounts  # noqa: E402
+import requests
+from boto3.dynamodb.types import TypeSerializer
+from wechat_core import aws, clock, runtime
+from wechat_core.features import refresher
+from wechat_core.features.tokens import REFRESH_BEFORE_SECONDS
+from wechat_core.store.keys import authorizer_sk, component_pk, due_pk
+from wechat_simulator import Platform, Simulator
+from wechat_simulator import accounts as sim_accounts
 
-from tests.support import template  # noqa: E402
-from tests.support.aws import (  # noqa: E402
+from devtools import template
+from devtools.resources import (
     MotoServer,
     Resources,
     apply_environment,
@@ -203,7 +202,7 @@ class WeChatMeter:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def attach(self) -> None:
-        wechat_api.client().session.hooks["response"].append(self._response)
+        runtime.wechat().session.hooks["response"].append(self._response)
 
     def _response(self, response: requests.Response, **_: Any) -> None:
         with self.lock:
@@ -503,7 +502,7 @@ def main() -> int:
         seeded = seed(sim, resources, platform.appid, due, not_due)
         print(f"seeded {due} due + {not_due} not-due authorizers in {time.perf_counter() - started:.1f} s")
         # A ticket WeChat accepts; the first run fetches the component token with it.
-        assert runtime.store().save_ticket(sim.state.new_ticket(), int(time.time()))
+        assert runtime.store().tickets.save(sim.state.new_ticket(), int(time.time()), time.time())
         set_latency(sim, args.latency)
         meter = DynamoDBMeter(watched=frozenset(authorizer_sk(a) for a in seeded.not_due))
         meter.attach()

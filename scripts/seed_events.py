@@ -7,7 +7,7 @@ tests/support/event_setups.py) against the stack's simulator and table: the samp
 through ``sam local invoke`` of the real function; what no function makes with a chosen value (a
 state, a session) is written to the table through wechat_core, as the service writes it.
 
-    .venv/bin/python scripts/seed_events.py events/login.json
+    PYTHONPATH=... .venv/bin/python scripts/seed_events.py events/login.json   # see README
     .venv/bin/sam local invoke JsCode2SessionFunction -e events/login.json --config-file .local/samconfig.toml
 """
 
@@ -19,11 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "layers/wechat_core"), str(ROOT / "simulator")]
-
-from scripts.local_stack import DEFAULT_WORK_DIR, STATE_FILE, StackInfo  # noqa: E402
-from tests.support.event_setups import prepare, service_context, service_environment  # noqa: E402
+from devtools.project import ROOT
+from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
+from tests.support.event_setups import prepare, service_context, service_environment
 
 
 def main(argv: list[str] | None = None) -> int:

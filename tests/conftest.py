@@ -23,11 +23,15 @@ os.environ.update(
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
     os.environ.pop(_name, None)
 
-from wechat_core import aws as core_aws  # noqa: E402
-from wechat_core import clock, config, push, runtime, tokens, wechat_api  # noqa: E402
+from devtools.project import python_path  # noqa: E402
+
+# Every Python process a test starts (scripts, moto's server, the lease holder) finds the project.
+os.environ["PYTHONPATH"] = python_path(os.environ.get("PYTHONPATH"))
+
+from wechat_core import clock, runtime  # noqa: E402
 from wechat_simulator import Platform, Simulator  # noqa: E402
 
-from tests.support.aws import (  # noqa: E402
+from devtools.resources import (  # noqa: E402
     MotoServer,
     Resources,
     apply_environment,
@@ -40,12 +44,7 @@ from tests.support.iam import RECORDER, CallRecorder  # noqa: E402
 
 
 def reset_service_caches() -> None:
-    config.reset()
     runtime.reset()
-    push.reset()
-    core_aws.reset()
-    wechat_api.reset()
-    tokens.LeasedToken.forget_all()
 
 
 @pytest.fixture(scope="session", autouse=True)

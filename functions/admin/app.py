@@ -8,8 +8,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from wechat_core import admin, tracing, web
+from wechat_core import tracing, web
 from wechat_core.errors import BadRequest
+from wechat_core.features import token_service
 
 MAX_BODY_BYTES = 4 * 1024
 
@@ -22,7 +23,7 @@ web.install_error_handler(app, logger)
 
 @app.get("/wechat/authorizers/<appid>/token")
 def authorizer_token(appid: str) -> dict[str, Any]:
-    return admin.authorizer_access_token(appid)
+    return token_service.authorizer_access_token(appid)
 
 
 @app.get("/wechat/authorizers")
@@ -32,18 +33,18 @@ def authorizers() -> dict[str, Any]:
         limit = int(query.get("limit", "100"))
     except ValueError:
         raise BadRequest("limit must be an integer") from None
-    return admin.list_authorizers(limit, query.get("next"))
+    return token_service.list_authorizers(limit, query.get("next"))
 
 
 @app.post("/wechat/component/authorize-links")
 def authorize_link() -> dict[str, Any]:
     body = web.json_body(app.current_event, MAX_BODY_BYTES)
-    return admin.signed_authorization_link(web.public_base_url(app.current_event), body)
+    return token_service.signed_authorization_link(web.public_base_url(app.current_event), body)
 
 
 @app.post("/wechat/authorizers/recover")
 def recover() -> dict[str, Any]:
-    return admin.recover()
+    return token_service.recover()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

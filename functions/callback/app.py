@@ -8,7 +8,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from wechat_core import component_events, tracing, web
+from wechat_core import tracing, web
+from wechat_core.features import component_events
 
 app = APIGatewayRestResolver()
 logger = Logger()

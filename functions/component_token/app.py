@@ -13,7 +13,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from wechat_core import admin, tracing, web
+from wechat_core import tracing, web
+from wechat_core.features import token_service
 
 app = APIGatewayRestResolver()
 logger = Logger()
@@ -24,7 +25,7 @@ web.install_error_handler(app, logger)
 
 @app.get("/wechat/component/token")
 def component_token() -> dict[str, Any]:
-    return admin.component_access_token()
+    return token_service.component_access_token()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from wechat_core import miniprogram, tracing, web
+from wechat_core import runtime, tracing, web
 from wechat_core.errors import BadRequest
+from wechat_core.features import miniprogram
 
 MAX_BODY_BYTES = 16 * 1024
 
 
 def _cors() -> CORSConfig | None:
-    origins = [o.strip() for o in os.environ.get("ALLOWED_ORIGINS", "").split(",") if o.strip()]
+    origins = list(runtime.settings().allowed_origins)
     if not origins:
         return None  # Mini Programs call from WeChat's client, which sends no Origin
     return CORSConfig(

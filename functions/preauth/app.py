@@ -1,4 +1,4 @@
-"""Pre-auth Lambda: authorization links, and the redirect that finishes an authorization."""
+"""Pre-auth Lambda: authorization links, and the redirect that finishes an onboarding."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from wechat_core import authorization, tracing, web
-from wechat_core.config import settings
+from wechat_core import runtime, tracing, web
 from wechat_core.errors import BadRequest
+from wechat_core.features import onboarding
 
 app = APIGatewayRestResolver()
 logger = Logger()
@@ -24,13 +24,13 @@ web.install_error_handler(app, logger)
 @app.get("/wechat/component/authorize")
 def authorize() -> Response[Any]:
     query = app.current_event.query_string_parameters or {}
-    authorization.check_link_access(query)
+    onboarding.check_link_access(query)
     answer = query.get("format", "html")
     if answer not in ("html", "json", "redirect"):
         raise BadRequest("format must be html, json or redirect")
     if query.get("mobile", "0") not in ("0", "1"):
         raise BadRequest("mobile must be 0 or 1")
-    link = authorization.create_link(
+    link = onboarding.create_link(
         web.public_base_url(app.current_event),
         auth_type=query.get("auth_type"),
         biz_appid=query.get("biz_appid"),
@@ -60,8 +60,8 @@ def authorize() -> Response[Any]:
 @app.get("/wechat/component/authorized")
 def authorized() -> Response[Any]:
     query = app.current_event.query_string_parameters or {}
-    result = authorization.finish_redirect(query.get("state"), query.get("auth_code"))
-    target = settings().authorized_redirect_url
+    result = onboarding.finish_redirect(query.get("state"), query.get("auth_code"))
+    target = runtime.settings().authorized_redirect_url
     if target:
         separator = "&" if "?" in target else "?"
         location = f"{target}{separator}{urlencode({'authorizer_appid': result.authorizer_appid})}"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from wechat_core import refresher, tracing
+from wechat_core import runtime, tracing
+from wechat_core.features import refresher
 
 logger = Logger()
 tracer = Tracer(patch_modules=tracing.PATCHED_MODULES)
@@ -21,7 +21,7 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = refresher.run(
         context.get_remaining_time_in_millis,
-        lookahead_seconds=float(os.environ.get("REFRESH_LOOKAHEAD_SECONDS", "300")),
-        concurrency=int(os.environ.get("REFRESH_CONCURRENCY", "16")),
+        lookahead_seconds=runtime.settings().refresh_lookahead_seconds,
+        concurrency=runtime.settings().refresh_concurrency,
     )
     return report.as_dict()

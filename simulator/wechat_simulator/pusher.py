@@ -11,8 +11,8 @@ import threading
 from typing import Any
 
 import requests
-from wechat_core.crypto import MessageCrypto, sha1_signature
-from wechat_core.messages import build_xml
+from wechat_core.protocol.crypto import MessageCrypto, sha1_signature
+from wechat_core.protocol.messages import build_xml
 
 from wechat_simulator.protocol import SimError
 from wechat_simulator.state import SimState

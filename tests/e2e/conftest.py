@@ -1,5 +1,5 @@
 """End-to-end fixtures: the real handlers in Lambda containers through ``sam local``, against moto's
-server and the WeChat simulator, set up by scripts/local_stack.py exactly as ``make local`` does.
+server and the WeChat simulator, set up by devtools/local_stack.py exactly as ``make local`` does.
 
 The container engine and the Lambda base image come from scripts/container-engine.sh and
 scripts/lambda-base-image.sh (called by ``LocalStack.start``), so plain ``pytest`` works. When they
@@ -13,7 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from scripts.local_stack import ROOT, EngineUnavailable, LocalStack, StackInfo
+from devtools.errors import EngineUnavailable
+from devtools.local_stack import LocalStack
+from devtools.project import ROOT
+from devtools.stack_info import StackInfo
 
 
 def in_ci() -> bool:

@@ -12,7 +12,8 @@ import requests
 from wechat_simulator import Platform, SimState
 from wechat_simulator.pusher import envelope, signed_query, ticket_xml
 
-from scripts.local_stack import ROOT, StackInfo, sample_platform
+from devtools.project import ROOT, sample_platform
+from devtools.stack_info import StackInfo
 from tests.support.event_setups import (
     check_answer,
     invoke_in_process,

@@ -10,12 +10,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from wechat_core import authorization, config, runtime
+from wechat_core import runtime
 from wechat_core.errors import Conflict, WeChatCodeInvalid
+from wechat_core.features import onboarding
+from wechat_core.store import keys
 from wechat_simulator import Platform, Simulator
 
+from devtools.resources import Resources
 from tests.conftest import FixedClock
-from tests.support.aws import Resources
 from tests.support.flows import accepted_refresh_tokens, add_fault, authorize, authorizer, calls, give_ticket
 from tests.support.gateway import Gateway
 from tests.support.pushes import EVENTS_PATH
@@ -29,7 +31,7 @@ def site(
 ) -> Iterator[Gateway]:
     """The service behind the loopback gateway, with a ticket, and WeChat pushing to its callback."""
     monkeypatch.setenv("PUBLIC_BASE_URL", gateway.url)
-    config.reset()
+    runtime.reset()
     give_ticket(simulator)
     simulator.callback_url = gateway.url + EVENTS_PATH
     yield gateway
@@ -95,7 +97,7 @@ def test_redirect_first_then_push(
     site: Gateway, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AUTHORIZED_REDIRECT_URL", "https://console.example.com/done?from=wechat")
-    config.reset()
+    runtime.reset()
     appid = str(simulator.add_account("official_account")["appid"])
     simulator.callback_url = None  # the push is late: the browser gets here first
     link = new_link(site)
@@ -118,7 +120,7 @@ def test_redirect_first_then_push(
 
 
 def simulator_authorized_xml(simulator: Simulator, appid: str, code: str) -> str:
-    from wechat_core.messages import build_xml
+    from wechat_core.protocol.messages import build_xml
 
     now = int(time.time())
     return build_xml(
@@ -255,11 +257,11 @@ def test_code_issued_before_a_revocation_does_not_bring_it_back(
     give_ticket(simulator)
     appid = authorize(simulator)
     code = simulator.query_auth_code(appid)
-    runtime.store().update(
-        f"authorizer#{appid}", set_values={"status": "revoked", "revoked_at": int(time.time()) + 60}
+    runtime.store().table.update(
+        keys.authorizer_sk(appid), set_values={"status": "revoked", "revoked_at": int(time.time()) + 60}
     )
     with pytest.raises(Conflict):
-        authorization.complete(code)
+        onboarding.complete(code)
     assert authorizer(appid)["status"] == "revoked"
 
 
@@ -267,13 +269,13 @@ def test_exchange_is_idempotent_per_code(simulator: Simulator, service: Resource
     give_ticket(simulator)
     appid = str(simulator.add_account("official_account")["appid"])
     code = simulator.query_auth_code(appid)
-    first = authorization.complete(code)
-    second = authorization.complete(code)
+    first = onboarding.complete(code)
+    second = onboarding.complete(code)
     assert (first.newly_stored, second.newly_stored) == (True, False)
     assert first.authorizer_appid == second.authorizer_appid == appid
     assert calls(simulator, "api_query_auth") == 1
     with pytest.raises(WeChatCodeInvalid):
-        authorization.complete("queryauthcode@@@never")
+        onboarding.complete("queryauthcode@@@never")
 
 
 def test_info_failure_keeps_the_authorization(simulator: Simulator, service: Resources) -> None:
@@ -283,7 +285,7 @@ def test_info_failure_keeps_the_authorization(simulator: Simulator, service: Res
     item = authorizer(appid)
     assert item["status"] == "active"
     assert "info" not in item
-    assert authorization.refresh_info(appid)["kind"] == "official_account"
+    assert onboarding.refresh_info(appid)["kind"] == "official_account"
     assert authorizer(appid)["info"]["kind"] == "official_account"
 
 
@@ -297,18 +299,16 @@ def test_recovery_restores_refresh_tokens_missing_from_the_table(
     store = runtime.store()
     # A wiped (or partly restored) table: two items gone, one lost its refresh token.
     for appid in appids[:2]:
-        store.client.delete_item(
-            TableName=store.table_name, Key={"pk": {"S": store.pk}, "sk": {"S": f"authorizer#{appid}"}}
-        )
-    store.update(f"authorizer#{appids[2]}", remove=("refresh_token",))
+        store.table.delete(keys.authorizer_sk(appid))
+    store.table.update(keys.authorizer_sk(appids[2]), remove=("refresh_token",))
     revoked_here = appids[3]
-    store.update(
-        f"authorizer#{revoked_here}",
+    store.table.update(
+        keys.authorizer_sk(revoked_here),
         set_values={"status": "revoked", "revoked_at": int(time.time()) + 60},
         remove=("refresh_token",),
     )
 
-    result = authorization.recover_from_authorizer_list(page_size=2)  # paging: 3 pages
+    result = onboarding.recover_from_authorizer_list(page_size=2)  # paging: 3 pages
     assert result == {"listed": 6, "restored": 3}
     assert calls(simulator, "api_get_authorizer_list") == 3
     for appid in appids[:3]:
@@ -317,13 +317,13 @@ def test_recovery_restores_refresh_tokens_missing_from_the_table(
         assert item["refresh_token"] in accepted_refresh_tokens(simulator, appid)
         assert item["due_at"] <= time.time()
     assert authorizer(revoked_here)["status"] == "revoked"  # a later revocation push stands
-    assert store.get(f"authorizer#{never_exchanged}") is None
+    assert store.authorizers.get(never_exchanged) is None
     # Running it again changes nothing.
-    assert authorization.recover_from_authorizer_list()["restored"] == 0
+    assert onboarding.recover_from_authorizer_list()["restored"] == 0
 
 
 def test_other_platform_code_is_refused(platform: Platform, simulator: Simulator, service: Resources) -> None:
     give_ticket(simulator)
     with pytest.raises(WeChatCodeInvalid):
-        authorization.complete("queryauthcode@@@" + "z" * 20)
-    assert runtime.store().query_prefix("authorizer#", limit=10)[0] == []
+        onboarding.complete("queryauthcode@@@" + "z" * 20)
+    assert runtime.store().authorizers.page(10, None)[0] == []

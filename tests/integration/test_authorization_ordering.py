@@ -11,17 +11,19 @@ from typing import Any
 
 import pytest
 import requests
-from wechat_core import authorization, clock, config, runtime
+from wechat_core import clock, runtime
 from wechat_core.errors import LeaseExpired
-from wechat_core.messages import build_xml
-from wechat_core.tokens import AuthorizerToken
+from wechat_core.features import onboarding
+from wechat_core.features.tokens import AuthorizerToken
+from wechat_core.protocol.messages import build_xml
+from wechat_core.store import keys
 from wechat_simulator import Platform, Simulator
 
+from devtools.events import API_DOMAIN
+from devtools.resources import Resources
 from tests.conftest import FixedClock
-from tests.support.aws import Resources
 from tests.support.flows import accepted_refresh_tokens, add_fault, authorize, authorizer, calls, give_ticket
 from tests.support.gateway import Gateway
-from tests.support.lambdas import API_DOMAIN
 from tests.support.pushes import invoke_callback, signed_push
 
 pytestmark = pytest.mark.integration
@@ -65,10 +67,11 @@ def ticket(service: Resources, simulator: Simulator) -> None:
 
 
 def test_unauthorized_in_the_same_second_as_authorized_revokes(
-    ticket: None, simulator: Simulator, platform: Platform
+    ticket: None, simulator: Simulator, platform: Platform, fixed_clock: FixedClock
 ) -> None:
     appid = str(simulator.add_account("official_account")["appid"])
-    now = int(time.time())
+    now = int(fixed_clock.value)
+    fixed_clock.value = now  # the exchange starts in the push's second too
     deliver(simulator, authorized_push(platform, appid, simulator.query_auth_code(appid), now))
     assert authorizer(appid)["status"] == "active"
     deliver(simulator, unauthorized_push(platform, appid, now))
@@ -102,7 +105,7 @@ def test_late_older_unauthorized_does_not_revoke_a_reauthorization_finished_at_t
     assert authorizer(appid)["status"] == "revoked"
     # Authorized again through a link; the redirect finishes it (no push seen yet).
     fixed_clock.advance(20)
-    result = authorization.complete(simulator.query_auth_code(appid))
+    result = onboarding.complete(simulator.query_auth_code(appid))
     assert result.authorizer_appid == appid
     active = authorizer(appid)
     assert active["status"] == "active"
@@ -199,7 +202,7 @@ def site(
     gateway: Gateway, simulator: Simulator, service: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> Gateway:
     monkeypatch.setenv("PUBLIC_BASE_URL", gateway.url)
-    config.reset()
+    runtime.reset()
     give_ticket(simulator)
     return gateway
 
@@ -240,7 +243,7 @@ def test_a_links_state_completes_one_authorization(site: Gateway, simulator: Sim
     )
     assert (reused.status_code, reused.json()) == (409, {"error": "this authorization link was already used"})
     assert calls(simulator, "api_query_auth") == exchanged  # refused before any exchange
-    assert runtime.store().get(f"authorizer#{second}") is None
+    assert runtime.store().authorizers.get(second) is None
 
 
 def test_a_link_for_one_account_does_not_confirm_another(site: Gateway, simulator: Simulator) -> None:
@@ -267,9 +270,11 @@ def test_a_link_for_official_accounts_does_not_confirm_a_mini_program(
     mini = str(simulator.add_account("mini_program")["appid"])
     redirect = approve(new_link(site), mini)
     state = redirect.split("state=")[1].split("&")[0]
-    link_item = runtime.store().get(f"state#{state}")
+    link_item = runtime.store().table.get(keys.state_sk(state))
     assert link_item is not None
-    runtime.store().update(f"state#{state}", set_values={"auth_type": 1})  # as a link for OAs would hold
+    runtime.store().table.update(
+        keys.state_sk(state), set_values={"auth_type": 1}
+    )  # as a link for OAs would hold
     answer = requests.get(redirect, timeout=10)
     assert answer.status_code == 403
     assert authorizer(mini)["status"] == "active"
@@ -301,7 +306,7 @@ def test_push_naming_another_appid_stores_what_wechat_answered(
     item = authorizer(real)
     assert item["status"] == "active"
     assert item["refresh_token"] in accepted_refresh_tokens(simulator, real)
-    assert runtime.store().get(f"authorizer#{named}") is None  # the push's own pending item goes
+    assert runtime.store().authorizers.get(named) is None  # the push's own pending item goes
     assert not any(code in str(i) for i in service.items())  # no plaintext code anywhere
 
 
@@ -323,10 +328,10 @@ def no_public_base_url(
     gateway: Gateway, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Gateway]:
     monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
-    config.reset()
+    runtime.reset()
     give_ticket(simulator)
     yield gateway
-    config.reset()
+    runtime.reset()
 
 
 def test_redirect_uri_comes_from_the_request_context_not_the_host_header(

@@ -10,11 +10,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
-from wechat_core import config
+from wechat_core import runtime
 from wechat_simulator import Simulator
 
+from devtools.resources import Resources
 from tests.conftest import FixedClock
-from tests.support.aws import Resources
 from tests.support.flows import calls, give_ticket
 from tests.support.gateway import Gateway
 
@@ -29,10 +29,10 @@ def signed_site(
 ) -> Iterator[Gateway]:
     monkeypatch.setenv("PUBLIC_BASE_URL", gateway.url)
     monkeypatch.setenv("AUTHORIZE_ACCESS", "signed")
-    config.reset()
+    runtime.reset()
     give_ticket(simulator)
     yield gateway
-    config.reset()
+    runtime.reset()
 
 
 def signed_link(site: Gateway, **body: Any) -> dict[str, Any]:
@@ -140,7 +140,7 @@ def test_open_access_needs_no_signature(
 ) -> None:
     monkeypatch.setenv("PUBLIC_BASE_URL", gateway.url)
     monkeypatch.delenv("AUTHORIZE_ACCESS", raising=False)
-    config.reset()
+    runtime.reset()
     give_ticket(simulator)
     answer = requests.get(f"{gateway.url}/wechat/component/authorize", params={"format": "json"}, timeout=10)
     assert answer.status_code == 200, answer.text

@@ -10,14 +10,16 @@ from typing import Any
 import pytest
 import requests
 from aws_lambda_powertools import Metrics
-from wechat_core import clock, component_api, config, refresher, runtime, tokens, wechat_api
+from wechat_core import clock, runtime
 from wechat_core.errors import LeaseExpired, WeChatRefreshTokenInvalid
-from wechat_core.tokens import AuthorizerToken, AuthorizerUnavailable, ComponentToken
+from wechat_core.features import refresher, tokens
+from wechat_core.features.tokens import AuthorizerToken, AuthorizerUnavailable, ComponentToken
+from wechat_core.store import keys
 from wechat_simulator import Simulator
 
+from devtools.resources import Resources
 from tests.conftest import FixedClock
 from tests.support import lease_holder
-from tests.support.aws import Resources
 from tests.support.flows import accepted_refresh_tokens, add_fault, authorize, authorizer, calls, give_ticket
 from tests.support.gateway import Gateway
 from tests.support.lambdas import LambdaContext, load_function
@@ -34,8 +36,9 @@ def appid(service: Resources, simulator: Simulator) -> str:
 def make_due(appid: str, *, expires_in: float = 60) -> None:
     """The stored token expires soon: too soon to hand out, and inside the refresher's horizon."""
     now = clock.now()
-    runtime.store().update(
-        f"authorizer#{appid}", set_values={"expires_at": now + expires_in, "due_at": now + expires_in - 900}
+    runtime.store().table.update(
+        keys.authorizer_sk(appid),
+        set_values={"expires_at": now + expires_in, "due_at": now + expires_in - 900},
     )
 
 
@@ -128,7 +131,9 @@ def test_hundred_rotation_rounds_with_lost_answers_never_lose_the_refresh_token(
             add_fault(simulator, api="api_authorizer_token", after_effect=True, **({"times": 1} | spec))
         else:
             # WeChat answered, then this Lambda crashed before storing it (the lease stays held).
-            def crash(self: tokens.LeasedToken, owner: str, values: dict[str, Any]) -> bool:
+            def crash(
+                self: tokens.LeasedToken, owner: str, values: dict[str, Any], due_at: float | None
+            ) -> bool:
                 raise SystemExit("killed between WeChat's answer and our write")
 
             monkeypatch.setattr(tokens.LeasedToken, "_save", crash)
@@ -226,7 +231,7 @@ def test_holder_whose_lease_ran_out_mid_refresh_makes_no_further_call(
         if response.url.split("?")[0].endswith("/api_authorizer_token"):
             fixed_clock.advance(tokens.LEASE_SECONDS)  # the answer took the whole lease
 
-    hooks = wechat_api.client().session.hooks["response"]
+    hooks = runtime.wechat().session.hooks["response"]
     hooks.append(slow_answer)
     try:
         with pytest.raises(LeaseExpired):
@@ -247,16 +252,16 @@ def test_40001_invalidates_the_stored_component_token_and_retries_once(
     appid: str, simulator: Simulator, service: Resources
 ) -> None:
     good = ComponentToken().get()
-    runtime.store().update(
-        tokens.COMPONENT_TOKEN_SK, set_values={"access_token": "sim_cat_revoked_elsewhere"}
+    runtime.store().table.update(
+        keys.COMPONENT_TOKEN_SK, set_values={"access_token": "sim_cat_revoked_elsewhere"}
     )
-    tokens.LeasedToken.forget_all()  # a Lambda that has not read the token yet
+    runtime.token_memo().clear()  # a Lambda that has not read the token yet
     before = calls(simulator, "api_component_token")
-    data = component_api.api_create_preauthcode(ComponentToken())
+    data = runtime.component_api().api_create_preauthcode(ComponentToken())
     assert str(data["pre_auth_code"]).startswith("preauthcode@@@")
     assert calls(simulator, "api_component_token") == before + 1
     assert calls(simulator, "api_create_preauthcode") == 2  # refused once, then the retry
-    stored = runtime.store().get(tokens.COMPONENT_TOKEN_SK)
+    stored = runtime.store().tokens.read(keys.COMPONENT_TOKEN_SK)
     assert stored is not None
     assert stored["access_token"] not in ("sim_cat_revoked_elsewhere", good)
     assert simulator.state.component_token_valid(stored["access_token"])
@@ -271,7 +276,7 @@ def test_a_remembered_token_that_wechat_refuses_is_dropped_and_refreshed_once(
     simulator.issue_component_token()
     simulator.advance_clock(301)
     before = calls(simulator, "api_component_token")
-    data = component_api.api_create_preauthcode(ComponentToken())
+    data = runtime.component_api().api_create_preauthcode(ComponentToken())
     assert str(data["pre_auth_code"]).startswith("preauthcode@@@")
     assert calls(simulator, "api_component_token") == before + 1
     assert ComponentToken().get() != remembered
@@ -280,7 +285,7 @@ def test_a_remembered_token_that_wechat_refuses_is_dropped_and_refreshed_once(
 def test_40001_does_not_throw_away_a_newer_token(appid: str, simulator: Simulator) -> None:
     current = ComponentToken().get()
     ComponentToken().invalidate("sim_cat_some_older_token")  # a caller refused with an older one
-    stored = runtime.store().get(tokens.COMPONENT_TOKEN_SK)
+    stored = runtime.store().tokens.read(keys.COMPONENT_TOKEN_SK)
     assert stored is not None
     assert stored["access_token"] == current
     assert float(stored["expires_at"]) > clock.now() + 3600
@@ -323,8 +328,8 @@ def test_refresher_refreshes_only_what_is_due(service: Resources, simulator: Sim
 def test_refresher_refreshes_a_due_component_token_first(service: Resources, simulator: Simulator) -> None:
     give_ticket(simulator)
     first = ComponentToken().get()
-    runtime.store().update(tokens.COMPONENT_TOKEN_SK, set_values={"expires_at": clock.now() + 600})
-    tokens.LeasedToken.forget_all()  # the scheduled run is another Lambda
+    runtime.store().table.update(keys.COMPONENT_TOKEN_SK, set_values={"expires_at": clock.now() + 600})
+    runtime.token_memo().clear()  # the scheduled run is another Lambda
     report = refresher.run(lambda: 600_000)
     assert report.component == "refreshed"
     second = ComponentToken().get()
@@ -339,7 +344,7 @@ def test_one_failing_authorizer_never_stops_the_others(service: Resources, simul
     appids = [authorize(simulator) for _ in range(4)]
     for appid in appids:
         make_due(appid, expires_in=600)
-    attempts = config.settings().wechat_max_attempts
+    attempts = runtime.settings().wechat_max_attempts
     add_fault(simulator, api="api_authorizer_token", errcode=-1, times=attempts)  # the first one fails
     report = refresher.run(lambda: 600_000, concurrency=1)
     assert (report.due, report.refreshed, report.failed) == (4, 3, 1)
@@ -441,7 +446,7 @@ def test_token_service_lists_and_recovers(service: Resources, simulator: Simulat
         assert row["status"] == "active"
         assert not {"access_token", "refresh_token", "lease_owner"} & set(row)
     store = runtime.store()
-    store.update(f"authorizer#{appids[0]}", remove=("refresh_token",))
+    store.table.update(keys.authorizer_sk(appids[0]), remove=("refresh_token",))
     recovered = requests.post(f"{gateway.url}/wechat/authorizers/recover", timeout=10)
     assert (recovered.status_code, recovered.json()) == (200, {"listed": 3, "restored": 1})
     assert authorizer(appids[0])["refresh_token"] in accepted_refresh_tokens(simulator, appids[0])

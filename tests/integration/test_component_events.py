@@ -6,13 +6,15 @@ import time
 from typing import Any
 
 import pytest
-from wechat_core import store as store_module
-from wechat_core.crypto import MessageCrypto
-from wechat_core.messages import build_xml
+from wechat_core import runtime
+from wechat_core.protocol.crypto import MessageCrypto
+from wechat_core.protocol.messages import build_xml
+from wechat_core.store import keys
+from wechat_core.store.tickets import Tickets
 from wechat_simulator import Platform, Simulator
 
+from devtools.resources import Resources
 from tests.conftest import LogCapture
-from tests.support.aws import Resources
 from tests.support.gateway import Gateway
 from tests.support.pushes import EVENTS_PATH, invoke_callback, resign, signed_push, ticket_plaintext
 
@@ -97,16 +99,16 @@ def test_failure_half_way_is_processed_again(
     service: Resources, simulator: Simulator, platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     query, body = signed_push(simulator, ticket_plaintext(platform, "ticket@@@retry", int(time.time())))
-    real_save = store_module.Store.save_ticket
+    real_save = Tickets.save
 
-    def crash(self: store_module.Store, ticket: str, create_time: int) -> bool:
+    def crash(self: Tickets, ticket: str, create_time: int, now: float) -> bool:
         raise RuntimeError("simulated crash before the write")
 
-    monkeypatch.setattr(store_module.Store, "save_ticket", crash)
+    monkeypatch.setattr(Tickets, "save", crash)
     with pytest.raises(RuntimeError):
         invoke_callback(query, body)
     assert stored_ticket(service, platform.appid) is None
-    monkeypatch.setattr(store_module.Store, "save_ticket", real_save)
+    monkeypatch.setattr(Tickets, "save", real_save)
     # WeChat re-sends the same delivery; it must be processed, not answered from a record.
     assert invoke_callback(query, body) == (200, "success")
     item = stored_ticket(service, platform.appid)
@@ -139,9 +141,7 @@ def authorizer_item(resources: Resources, component: str, authorizer: str) -> di
 def test_authorization_events_are_recorded_and_late_unauthorized_ignored(
     service: Resources, simulator: Simulator, platform: Platform
 ) -> None:
-    assert store_module.Store(service.table_name, platform.appid).save_ticket(
-        simulator.state.new_ticket(), int(time.time())
-    )
+    assert runtime.store().tickets.save(simulator.state.new_ticket(), int(time.time()), time.time())
     appid = simulator.add_account("official_account")["appid"]
     code = simulator.query_auth_code(appid)
     now = int(time.time())
@@ -281,7 +281,7 @@ def _resigned_envelope(
     platform: Platform, crypto: MessageCrypto, theirs_body: bytes, query: dict[str, str]
 ) -> tuple[dict[str, str], bytes]:
     """Their Encrypt (receive id = their appid) inside an envelope that names us, signed with our token."""
-    from wechat_core.messages import parse_envelope
+    from wechat_core.protocol.messages import parse_envelope
 
     encrypt = parse_envelope(theirs_body).encrypt
     return resign(platform, query, encrypt), build_xml({"AppId": platform.appid, "Encrypt": encrypt}).encode()
@@ -356,7 +356,7 @@ def test_secret_and_ticket_never_logged(
 
 
 def test_store_module_keys_match_template_index() -> None:
-    from tests.support.template import table_definition
+    from devtools.template import table_definition
 
     indexes = {i["IndexName"] for i in table_definition()["GlobalSecondaryIndexes"]}
-    assert store_module.DUE_INDEX in indexes
+    assert keys.DUE_INDEX in indexes

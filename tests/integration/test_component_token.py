@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from wechat_core import clock, runtime, tokens
+from wechat_core import clock, runtime
 from wechat_core.errors import (
     LeaseExpired,
     NoTicket,
@@ -19,11 +19,14 @@ from wechat_core.errors import (
     WeChatError,
     WeChatQuotaExceeded,
 )
+from wechat_core.features import tokens
+from wechat_core.store import keys
 from wechat_simulator import Simulator
 
+from devtools.ports import free_port
+from devtools.resources import Resources
 from tests.conftest import FixedClock
 from tests.support import lease_holder
-from tests.support.aws import Resources, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +42,12 @@ def calls(sim: Simulator, api: str) -> int:
 @pytest.fixture
 def ticket(service: Resources, simulator: Simulator) -> str:
     value = simulator.state.new_ticket()
-    assert runtime.store().save_ticket(value, int(time.time()))
+    assert runtime.store().tickets.save(value, int(time.time()), time.time())
     return value
 
 
 def stored(resources: Resources) -> dict[str, Any]:
-    item = runtime.store().get(tokens.COMPONENT_TOKEN_SK)
+    item = runtime.store().tokens.read(keys.COMPONENT_TOKEN_SK)
     assert item is not None
     return item
 
@@ -121,7 +124,10 @@ def test_older_answer_never_replaces_newer(
     ticket: str, simulator: Simulator, service: Resources, fixed_clock: FixedClock
 ) -> None:
     slow = tokens.ComponentToken()
-    leased = slow._take_lease(clock.now())
+    now = clock.now()
+    leased = slow.store.tokens.take_lease(
+        slow.key, "slow-holder", now, now + tokens.LEASE_SECONDS, version=None, active_only=False
+    )
     assert leased is not None
     real_fetch = slow.fetch
     taken_over: list[str] = []
@@ -146,7 +152,10 @@ def test_holder_past_its_lease_makes_no_wechat_call(
     ticket: str, simulator: Simulator, service: Resources, fixed_clock: FixedClock
 ) -> None:
     slow = tokens.ComponentToken()
-    leased = slow._take_lease(clock.now())
+    now = clock.now()
+    leased = slow.store.tokens.take_lease(
+        slow.key, "slow-holder", now, now + tokens.LEASE_SECONDS, version=None, active_only=False
+    )
     assert leased is not None
     # The holder was held up (before its call) until its lease is nearly over: it must not call
     # WeChat now, since another caller may take over any moment and call too.
@@ -170,11 +179,11 @@ def test_no_ticket_is_a_clear_error_and_asks_wechat_to_push(service: Resources, 
         tokens.ComponentToken().get()
     assert calls(simulator, "api_component_token") == 0
     assert calls(simulator, "api_start_push_ticket") == 1  # once per interval, not per caller
-    assert "lease_owner" not in (runtime.store().get(tokens.COMPONENT_TOKEN_SK) or {})
+    assert "lease_owner" not in (runtime.store().tokens.read(keys.COMPONENT_TOKEN_SK) or {})
 
 
 def test_unknown_ticket_61006_asks_for_a_push(service: Resources, simulator: Simulator) -> None:
-    assert runtime.store().save_ticket("ticket@@@never-issued", int(time.time()))
+    assert runtime.store().tickets.save("ticket@@@never-issued", int(time.time()), time.time())
     with pytest.raises(WeChatError) as info:
         tokens.ComponentToken().get()
     assert info.value.errcode == 61006
@@ -211,7 +220,7 @@ def test_retries_stop_after_three_attempts(
     with pytest.raises(error):
         tokens.ComponentToken().get()
     assert calls(simulator, "api_component_token") == 3
-    assert "lease_owner" not in (runtime.store().get(tokens.COMPONENT_TOKEN_SK) or {})
+    assert "lease_owner" not in (runtime.store().tokens.read(keys.COMPONENT_TOKEN_SK) or {})
 
 
 def test_daily_quota_45009_is_not_retried(ticket: str, simulator: Simulator, service: Resources) -> None:
@@ -224,13 +233,11 @@ def test_daily_quota_45009_is_not_retried(ticket: str, simulator: Simulator, ser
 def test_unreachable_host_falls_back_to_disaster_recovery_host(
     ticket: str, simulator: Simulator, service: Resources
 ) -> None:
-    from wechat_core import config, wechat_api
 
     closed = f"http://127.0.0.1:{free_port()}"
     os.environ["WECHAT_API_BASE"] = closed
     os.environ["WECHAT_API_FALLBACK_BASE"] = simulator.url
-    config.reset()
-    wechat_api.reset()
+    runtime.reset()
     value = tokens.ComponentToken().get()
     assert simulator.state.component_token_valid(value)
     assert calls(simulator, "api_component_token") == 1

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from wechat_simulator import Platform, Simulator
 
+from devtools.resources import Resources, apply_environment, create_resources, restore_environment
+from devtools.template import ROOT
 from tests.conftest import reset_service_caches
-from tests.support.aws import Resources, apply_environment, create_resources, restore_environment
 from tests.support.event_setups import check_answer, invoke_in_process, prepare, verify
-from tests.support.template import ROOT
 
 pytestmark = pytest.mark.integration
 

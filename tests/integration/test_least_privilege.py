@@ -16,13 +16,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from wechat_core import clock, config, runtime, tokens
-from wechat_core.messages import build_xml
+from wechat_core import clock, runtime
+from wechat_core.features import tokens
+from wechat_core.protocol.messages import build_xml
+from wechat_core.store import keys
 from wechat_simulator import Platform, Simulator
 
+from devtools.resources import Resources
 from tests.conftest import reset_service_caches
 from tests.support import iam
-from tests.support.aws import Resources
 from tests.support.flows import add_fault, authorize, authorizer, give_ticket
 from tests.support.gateway import Gateway
 from tests.support.lambdas import LambdaContext, load_function
@@ -38,7 +40,7 @@ class Run:
         self.function = function
         reset_service_caches()
         # Due: whichever function runs next fetches the component token (lease, api_component_token).
-        runtime.store().update(tokens.COMPONENT_TOKEN_SK, set_values={"expires_at": 0})
+        runtime.store().table.update(keys.COMPONENT_TOKEN_SK, set_values={"expires_at": 0})
         self.mark = iam.RECORDER.mark()
 
     def calls(self) -> list[iam.Call]:
@@ -53,7 +55,9 @@ def component_token_stored(service: Resources, simulator: Simulator) -> None:
 
 def make_due(appid: str) -> None:
     now = clock.now()
-    runtime.store().update(f"authorizer#{appid}", set_values={"expires_at": now + 60, "due_at": now - 1})
+    runtime.store().table.update(
+        keys.authorizer_sk(appid), set_values={"expires_at": now + 60, "due_at": now - 1}
+    )
 
 
 def authorized_push(platform: Platform, appid: str, code: str) -> str:
@@ -147,7 +151,7 @@ def admin(gateway: Gateway, simulator: Simulator, service: Resources) -> list[ia
     service.dynamodb.delete_item(
         TableName=service.table_name,
         Key={
-            "pk": {"S": f"component#{config.settings().component_appid}"},
+            "pk": {"S": f"component#{runtime.settings().component_appid}"},
             "sk": {"S": f"authorizer#{lost}"},
         },
     )

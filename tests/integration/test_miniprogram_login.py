@@ -25,17 +25,19 @@ from urllib.parse import quote
 import pytest
 import requests
 from aws_lambda_powertools import Tracer
-from wechat_core import config, miniprogram, runtime, tokens
+from wechat_core import runtime
+from wechat_core.features import miniprogram
+from wechat_core.store import keys
 from wechat_simulator import Simulator
 from wechat_simulator.miniprogram import encrypt_user_data
 
+from devtools.resources import Resources
+from devtools.template import ttl_attribute
 from tests.conftest import FixedClock, LogCapture
-from tests.support.aws import Resources
 from tests.support.flows import add_fault, authorize, calls, give_ticket
 from tests.support.gateway import Gateway
 from tests.support.lambdas import load_function
 from tests.support.pushes import EVENTS_PATH
-from tests.support.template import ttl_attribute
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +72,7 @@ def session_items(resources: Resources) -> list[dict[str, Any]]:
 
 
 def stored_component_token() -> str:
-    item = runtime.store().get(tokens.COMPONENT_TOKEN_SK)
+    item = runtime.store().tokens.read(keys.COMPONENT_TOKEN_SK)
     assert item is not None
     return str(item["access_token"])
 
@@ -147,7 +149,7 @@ def test_login_uses_the_shared_component_token(mini: str, simulator: Simulator, 
     for _ in range(2):
         assert login(gateway, mini, {"code": simulator.wx_login(mini)}).status_code == 200
     # A new Lambda instance (nothing remembered in-process) reads the stored token as well.
-    tokens.LeasedToken.forget_all()
+    runtime.token_memo().clear()
     assert login(gateway, mini, {"code": simulator.wx_login(mini)}).status_code == 200
     assert calls(simulator, "api_component_token") == before
     assert jscode2session_tokens(simulator) == [stored_component_token()] * 3
@@ -251,7 +253,7 @@ def test_an_official_account_whose_kind_is_unknown_is_refused_as_wechat_says(
     give_ticket(simulator)
     add_fault(simulator, api="api_get_authorizer_info", errcode=61003)
     official = authorize(simulator, "official_account")
-    item = runtime.store().get(f"authorizer#{official}")
+    item = runtime.store().authorizers.get(official)
     assert item is not None
     assert "info" not in item
     answer = login(gateway, official, {"code": "a" * 32})
@@ -288,12 +290,12 @@ def test_wechat_errors_map_to_clear_answers(
 def test_transient_failures_are_retried_then_answered_502(
     mini: str, simulator: Simulator, gateway: Gateway, service: Resources, fault: dict[str, Any]
 ) -> None:
-    assert config.settings().wechat_read_timeout_seconds < fault.get("delay", 60)
+    assert runtime.settings().wechat_read_timeout_seconds < fault.get("delay", 60)
     add_fault(simulator, api="jscode2session", times=1, **fault)
     recovered = login(gateway, mini, {"code": simulator.wx_login(mini)})
     assert recovered.status_code == 200, recovered.text
     assert calls(simulator, "jscode2session") == 2
-    attempts = config.settings().wechat_max_attempts
+    attempts = runtime.settings().wechat_max_attempts
     assert attempts > 1
     add_fault(simulator, api="jscode2session", times=attempts, **fault)
     failed = login(gateway, mini, {"code": simulator.wx_login(mini)})
@@ -442,16 +444,20 @@ ALLOWED = ("https://h5.example.com", "https://shop.example.com")
 
 @pytest.fixture
 def cors_gateway(service: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
-    """The login function loaded fresh with ALLOWED_ORIGINS set (the resolver reads it at import);
+    """The login function loaded fresh with ALLOWED_ORIGINS set (the resolver reads the settings at
+    import);
     afterwards the module as it was, so later tests get the function without CORS."""
     name = "fn_" + FUNCTION.replace("/", "_")
     original = sys.modules.pop(name, None)
     monkeypatch.setenv("ALLOWED_ORIGINS", " , ".join(ALLOWED))
+    runtime.reset()  # settings are read again, with the allowed origins
     gw = Gateway().start()
     try:
         yield gw
     finally:
         gw.stop()
+        monkeypatch.delenv("ALLOWED_ORIGINS")
+        runtime.reset()
         if original is not None:
             sys.modules[name] = original
         else:
@@ -758,7 +764,7 @@ def test_session_key_is_stored_but_never_returned(
     mini: str, simulator: Simulator, gateway: Gateway, service: Resources, session: dict[str, Any]
 ) -> None:
     (issued,) = simulator.session_keys()
-    item = runtime.store().get("session#" + hashlib.sha256(session["session_token"].encode()).hexdigest())
+    item = runtime.store().table.get(keys.session_sk(session["session_token"]))
     assert item is not None
     assert item["session_key"] == issued["session_key"]
     assert issued["session_key"] not in json.dumps(session)

@@ -26,8 +26,9 @@ from moto.dynamodb.exceptions import ConditionalCheckFailed
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
 
-from tests.support import moto_launcher
-from tests.support.aws import REGION, ROOT, MotoServer
+from devtools import moto_launcher
+from devtools.project import REGION, ROOT
+from devtools.resources import MotoServer
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +125,7 @@ def table(busy_moto: MotoServer) -> Iterator[str]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_one_conditional_write_wins_per_round_over_http(busy_moto: MotoServer, table: str, kind: str) -> None:
-    assert "tests.support.moto_launcher" in cast("list[str]", busy_moto.process.args)
+    assert "devtools.moto_launcher" in cast("list[str]", busy_moto.process.args)
     # forkserver: the writers fork from a process that has already imported boto3 and this module,
     # and no thread of pytest's is copied into them as plain fork would.
     ctx = multiprocessing.get_context("forkserver")

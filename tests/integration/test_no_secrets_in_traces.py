@@ -33,10 +33,12 @@ from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 import pytest
 import requests
 from wechat_core import clock, runtime
+from wechat_core.store import keys
 from wechat_simulator import Platform, Simulator
 
+from devtools.ports import free_port
+from devtools.resources import Resources
 from tests.support import traced_runtime
-from tests.support.aws import Resources, free_port
 from tests.support.flows import add_fault, calls
 from tests.support.pushes import EVENTS_PATH, signed_push, ticket_plaintext
 
@@ -129,7 +131,9 @@ def authorize_by_link(traced: TracedService, simulator: Simulator, kind: str, *,
 def make_due(appid: str) -> None:
     """The stored authorizer token expires in a minute: refreshed on the next request, and due."""
     now = clock.now()
-    runtime.store().update(f"authorizer#{appid}", set_values={"expires_at": now + 60, "due_at": now - 1})
+    runtime.store().table.update(
+        keys.authorizer_sk(appid), set_values={"expires_at": now + 60, "due_at": now - 1}
+    )
 
 
 def login(traced: TracedService, simulator: Simulator, appid: str, code: str | None = None) -> str:

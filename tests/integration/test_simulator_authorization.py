@@ -12,13 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from wechat_core.crypto import MessageCrypto
-from wechat_core.messages import parse_envelope, parse_xml
+from wechat_core.protocol.crypto import MessageCrypto
+from wechat_core.protocol.messages import parse_envelope, parse_xml
 from wechat_simulator import Platform, SimError, Simulator
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.support.aws import free_port
+from devtools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

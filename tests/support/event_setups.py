@@ -1,7 +1,7 @@
 """The state a sample event in events/ needs before its function gives the expected answer, and the
 check of that answer against events/expected.json.
 
-Events are static files, so the values they carry are fixed here and told to the WeChat simulator
+Events are static files, so the values they carry are fixed (devtools.samples), told to the WeChat simulator
 (which accepts chosen values for tickets and codes) before the event is invoked. Each step runs
 the real functions where it can: the ticket and the authorization are stored by invoking the
 sample pushes, not by writing the table. What no function can make with a chosen value (the
@@ -15,7 +15,6 @@ Used by the in-process check (tests/integration/test_events_files.py), the ``sam
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import re
@@ -24,14 +23,16 @@ from typing import Any
 
 import requests
 
-SAMPLE_TICKET = "ticket@@@sample-ticket-for-local-runs"
-SAMPLE_MINI_PROGRAM = "wx5a3e1c9b7d2f4e60"
-SAMPLE_AUTHORIZATION_CODE = "queryauthcode@@@sample-authorization-for-local-runs"
-SAMPLE_JS_CODE = "sample-jscode-for-local-runs-0001"
-SAMPLE_STATE = "sample-state-for-local-runs-0001"  # of an authorization link we made
-SAMPLE_SESSION_TOKEN = "sample-session-token-for-local-runs-0001"  # what login would have answered
-SAMPLE_SESSION_KEY = base64.b64encode(b"sample-sessionky").decode()  # AES-128, as WeChat gives it
-SAMPLE_OPENID = "oSampleOpenidForLocalRuns001"
+from devtools.samples import (
+    SAMPLE_AUTHORIZATION_CODE,
+    SAMPLE_JS_CODE,
+    SAMPLE_MINI_PROGRAM,
+    SAMPLE_OPENID,
+    SAMPLE_SESSION_KEY,
+    SAMPLE_SESSION_TOKEN,
+    SAMPLE_STATE,
+    SAMPLE_TICKET,
+)
 
 # name of an event file -> the function's answer to it
 Invoke = Callable[[str], dict[str, Any]]
@@ -78,19 +79,20 @@ def login_code(simulator_url: str, invoke: Invoke) -> None:
 def state(simulator_url: str, invoke: Invoke) -> None:
     """The sample ``state`` is one of ours, as if an authorization link (auth_type 2) had been made
     with it."""
-    from wechat_core import authorization as core_authorization
     from wechat_core import clock
+    from wechat_core.features import onboarding
+    from wechat_core.store.keys import state_sk
 
-    item = {"kind": "authorization", "created_at": clock.now(), "auth_type": 2, "biz_appid": ""}
-    _store().put_transient(
-        f"state#{SAMPLE_STATE}", item, 1800 + core_authorization.STATE_GRACE, only_new=False
-    )
+    now = clock.now()
+    item = {"kind": "authorization", "created_at": now, "auth_type": 2, "biz_appid": ""}
+    _store().transient.put(state_sk(SAMPLE_STATE), item, 1800 + onboarding.STATE_GRACE, now, only_new=False)
 
 
 def session(simulator_url: str, invoke: Invoke) -> None:
     """A login session of the sample Mini Program under the sample session token, as login stores
     it (the session_key under a hash of the token)."""
-    from wechat_core import clock, miniprogram
+    from wechat_core import clock
+    from wechat_core.features import miniprogram
 
     item = {
         "kind": "miniprogram_session",
@@ -100,34 +102,30 @@ def session(simulator_url: str, invoke: Invoke) -> None:
         "session_key": SAMPLE_SESSION_KEY,
         "created_at": clock.now(),
     }
-    sk = miniprogram._session_sk(SAMPLE_SESSION_TOKEN)  # the one definition of the key
-    _store().put_transient(sk, item, miniprogram.SESSION_TTL_SECONDS, only_new=False)
+    _store().transient.put_session(SAMPLE_SESSION_TOKEN, item, miniprogram.SESSION_TTL_SECONDS, clock.now())
 
 
 def authorizer_due(simulator_url: str, invoke: Invoke) -> None:
     """The sample authorizer's token is due now (as it is some 110 minutes after authorization)."""
-    from wechat_core.store import authorizer_sk
+    from wechat_core.store.keys import authorizer_sk
 
-    _store().update(authorizer_sk(SAMPLE_MINI_PROGRAM), set_values={"due_at": 0})
+    _store().table.update(authorizer_sk(SAMPLE_MINI_PROGRAM), set_values={"due_at": 0})
 
 
 def authorization_lost(simulator_url: str, invoke: Invoke) -> None:
     """The table lost the sample authorization (a wiped table); WeChat still has it."""
-    from wechat_core.store import authorizer_sk
+    from wechat_core.store.keys import authorizer_sk
 
-    store = _store()
-    key = {"pk": {"S": store.pk}, "sk": {"S": authorizer_sk(SAMPLE_MINI_PROGRAM)}}
-    store.client.delete_item(TableName=store.table_name, Key=key)
+    _store().table.delete(authorizer_sk(SAMPLE_MINI_PROGRAM))
 
 
 def no_ticket(simulator_url: str, invoke: Invoke) -> None:
     """No component_verify_ticket and no component token stored, as on a fresh table (and no recent
     request for a ticket push, so the function makes one)."""
-    from wechat_core.tokens import COMPONENT_TOKEN_SK
+    from wechat_core.store import keys
 
-    store = _store()
-    for sk in ("ticket", COMPONENT_TOKEN_SK, "ticket_push_request"):
-        store.client.delete_item(TableName=store.table_name, Key={"pk": {"S": store.pk}, "sk": {"S": sk}})
+    for sk in (keys.TICKET_SK, keys.COMPONENT_TOKEN_SK, keys.TICKET_PUSH_REQUEST_SK):
+        _store().table.delete(sk)
 
 
 STEPS: dict[str, Callable[[str, Invoke], None]] = {
@@ -147,19 +145,17 @@ STEPS: dict[str, Callable[[str, Invoke], None]] = {
 
 
 def ticket_stored() -> None:
-    stored = _store().get_ticket()
+    stored = _store().tickets.get()
     assert stored is not None, "no component_verify_ticket stored"
     assert stored.ticket == SAMPLE_TICKET, "another ticket stored"
 
 
 def no_ticket_stored() -> None:
-    assert _store().get_ticket() is None, "a ticket was stored"
+    assert _store().tickets.get() is None, "a ticket was stored"
 
 
 def authorization_stored() -> None:
-    from wechat_core.store import authorizer_sk
-
-    item = _store().get(authorizer_sk(SAMPLE_MINI_PROGRAM))
+    item = _store().authorizers.get(SAMPLE_MINI_PROGRAM)
     assert item is not None, "no authorization stored"
     assert item.get("status") == "active", item.get("status")
     assert str(item.get("refresh_token", "")).startswith("refreshtoken@@@"), "no refresh token stored"
@@ -167,13 +163,15 @@ def authorization_stored() -> None:
 
 def table_empty() -> None:
     store = _store()
-    items = store.client.scan(TableName=store.table_name, Select="COUNT")
+    items = store.table.client.scan(TableName=store.table_name, Select="COUNT")
     assert items["Count"] == 0, f"{items['Count']} items written"
 
 
 def ticket_push_requested() -> None:
     """The function asked WeChat to push a ticket (api_start_push_ticket), and noted when."""
-    assert _store().get("ticket_push_request") is not None, "no ticket push requested"
+    from wechat_core.store import keys
+
+    assert _store().table.get(keys.TICKET_PUSH_REQUEST_SK) is not None, "no ticket push requested"
 
 
 CHECKS: dict[str, Callable[[], None]] = {
@@ -187,8 +185,8 @@ CHECKS: dict[str, Callable[[], None]] = {
 
 def invoke_in_process(name: str) -> dict[str, Any]:
     """The function of events/<name> (per expected.json), called in this process with the file."""
+    from devtools.template import ROOT, template
     from tests.support.lambdas import LambdaContext, load_function
-    from tests.support.template import ROOT, template
 
     function = json.loads((ROOT / "events/expected.json").read_text("utf-8"))[name]["function"]
     properties = template()["Resources"][function]["Properties"]
@@ -215,8 +213,8 @@ def service_environment(
 ) -> dict[str, str]:
     """The environment under which the service's code, in this process, uses that table, moto and
     simulator, configured as local/env.json configures ``make local``."""
-    from tests.support.aws import aws_environment
-    from tests.support.template import ROOT
+    from devtools.project import ROOT
+    from devtools.resources import aws_environment
 
     local = json.loads((ROOT / "local/env.json").read_text("utf-8"))["Parameters"]
     return aws_environment(moto_url) | {
@@ -234,8 +232,8 @@ def service_environment(
 @contextlib.contextmanager
 def service_context(environment: dict[str, str]) -> Iterator[None]:
     """Run the service's code in this process under ``environment``, with fresh caches."""
+    from devtools.resources import apply_environment, restore_environment
     from tests.conftest import reset_service_caches
-    from tests.support.aws import apply_environment, restore_environment
 
     previous = apply_environment(environment)
     reset_service_caches()

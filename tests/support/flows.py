@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 import requests
-from wechat_core import authorization, runtime
+from wechat_core import runtime
+from wechat_core.features import onboarding
 from wechat_simulator import Simulator
 
 
@@ -22,7 +23,7 @@ def add_fault(sim: Simulator, **fault: Any) -> None:
 def give_ticket(sim: Simulator) -> str:
     """A ticket the simulator issued, stored as if WeChat had pushed it."""
     ticket = sim.state.new_ticket()
-    assert runtime.store().save_ticket(ticket, int(time.time()))
+    assert runtime.store().tickets.save(ticket, int(time.time()), time.time())
     return ticket
 
 
@@ -30,7 +31,7 @@ def authorize(sim: Simulator, kind: str = "official_account", **profile: Any) ->
     """A new simulated account, authorized through api_query_auth and stored; returns its appid."""
     appid = str(sim.add_account(kind, **profile)["appid"])
     code = sim.query_auth_code(appid)
-    result = authorization.complete(code)
+    result = onboarding.complete(code)
     assert result.authorizer_appid == appid
     return appid
 
@@ -40,6 +41,6 @@ def accepted_refresh_tokens(sim: Simulator, appid: str) -> set[str]:
 
 
 def authorizer(appid: str) -> dict[str, Any]:
-    item = runtime.store().get(f"authorizer#{appid}")
+    item = runtime.store().authorizers.get(appid)
     assert item is not None
     return item

@@ -28,7 +28,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
-from tests.support.template import template
+from devtools.template import template
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account, and the one its ARNs carry

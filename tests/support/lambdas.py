@@ -1,4 +1,5 @@
-"""Loading the real handlers, Lambda contexts, and API Gateway REST proxy events."""
+"""Loading the real handlers, Lambda contexts, and the handlers' API Gateway answers (the events
+themselves: devtools/events.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,9 @@ import uuid
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl
 
+from devtools.project import ROOT
 from tests.support import iam
-from tests.support.template import ROOT, binary_media_types
-
-# The domain API Gateway puts in every event's request context (its own, not the Host header).
-API_DOMAIN = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
 
 
 def load_function(code_uri: str) -> ModuleType:
@@ -47,54 +44,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_millis
-
-
-def rest_event(
-    method: str,
-    path: str,
-    *,
-    resource: str | None = None,
-    path_parameters: dict[str, str] | None = None,
-    query: dict[str, str] | str | None = None,
-    body: bytes | str | None = None,
-    headers: dict[str, str] | None = None,
-    source_ip: str = "127.0.0.1",
-) -> dict[str, Any]:
-    """An API Gateway REST (v1) proxy event as API Gateway builds it, binary media types included."""
-    headers = dict(headers or {})
-    if isinstance(query, str):
-        query = dict(parse_qsl(query, keep_blank_values=True))
-    raw = body.encode() if isinstance(body, str) else body
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    binary = content_type.split(";")[0].strip() in binary_media_types()
-    if raw is None:
-        event_body, encoded = None, False
-    elif binary:
-        event_body, encoded = base64.b64encode(raw).decode(), True
-    else:
-        event_body, encoded = raw.decode("utf-8", "surrogateescape"), False
-    return {
-        "resource": resource or path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": query or None,
-        "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
-        "pathParameters": path_parameters,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": resource or path,
-            "httpMethod": method,
-            "path": f"/v1{path}",
-            "stage": "v1",
-            "domainName": API_DOMAIN,
-            "requestId": str(uuid.uuid4()),
-            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
-        },
-        "body": event_body,
-        "isBase64Encoded": encoded,
-    }
 
 
 def decode_body(response: dict[str, Any]) -> bytes:

@@ -7,17 +7,16 @@ has also answered, so a rotated refresh token exists only in this process), then
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from typing import Any
 
-from wechat_core.tokens import AuthorizerToken, ComponentToken, Fetched, LeasedToken
+from wechat_core.features.tokens import AuthorizerToken, ComponentToken, Fetched, LeasedToken
 
 
 def start(target: str) -> subprocess.Popen[str]:
     """Run a holder for ``target`` in its own process, with this process's environment."""
-    from tests.support.template import ROOT
+    from devtools.project import ROOT, child_environment
 
     return subprocess.Popen(
         [sys.executable, "-m", "tests.support.lease_holder", target],
@@ -25,7 +24,7 @@ def start(target: str) -> subprocess.Popen[str]:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)},
+        env=child_environment(),
     )
 
 

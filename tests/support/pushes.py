@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from wechat_core.crypto import MessageCrypto
-from wechat_core.messages import build_xml
+from wechat_core.protocol.crypto import MessageCrypto
+from wechat_core.protocol.messages import build_xml
 from wechat_simulator import Platform, Simulator
 from wechat_simulator.pusher import envelope, signed_query
 
-from tests.support.lambdas import LambdaContext, load_function, rest_event
+from devtools.events import rest_event
+from tests.support.lambdas import LambdaContext, load_function
 
 EVENTS_PATH = "/wechat/component/events"
 

@@ -49,9 +49,9 @@ REFRESHER_PATH = "/__traced/refresher"  # POST: the refresher's handler, as its 
 
 def start(capture_file: str, environment: dict[str, str]) -> subprocess.Popen[str]:
     """Run the traced runtime in its own process under ``environment`` (tracing settings added)."""
-    from tests.support.template import ROOT
+    from devtools.project import ROOT, child_environment
 
-    env = environment | TRACING_ENVIRONMENT | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    env = child_environment(environment | TRACING_ENVIRONMENT)
     return subprocess.Popen(
         [sys.executable, "-m", "tests.support.traced_runtime", capture_file],
         cwd=ROOT,
@@ -98,9 +98,9 @@ def main() -> None:
     # patched as every handler patches (tracing.PATCHED_MODULES).
     assert not Tracer(patch_modules=tracing.PATCHED_MODULES).disabled, "Powertools left tracing disabled"
 
+    from devtools.template import ROOT, template
     from tests.support.gateway import Gateway
     from tests.support.lambdas import LambdaContext, load_function
-    from tests.support.template import ROOT, template
 
     class TracedGateway(Gateway):
         def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from wechat_core.crypto import MessageCrypto, aes_key, check_url_signature, sha1_signature
 from wechat_core.errors import AppIdMismatch, DecryptError, InvalidAesKey, SignatureError
-from wechat_core.messages import parse_xml
+from wechat_core.protocol.crypto import MessageCrypto, aes_key, check_url_signature, sha1_signature
+from wechat_core.protocol.messages import parse_xml
 
 pytestmark = pytest.mark.unit
 

@@ -226,3 +226,142 @@ def test_simulator_layers_records_state_features_control_server(
     }
     assert importers["wechat_simulator.control"] == {"wechat_simulator.server"}
     assert importers["wechat_simulator.server"] <= {"wechat_simulator", "wechat_simulator.__main__"}
+
+
+# --- wechat_core: layers a reader can see ----------------------------------------------------------
+
+CORE = ROOT / "layers" / "wechat_core" / "wechat_core"
+FUNCTIONS = ROOT / "functions"
+# Lower layers never import higher ones: features -> runtime -> wechat/store -> protocol -> base.
+CORE_LAYERS = {
+    "base": {
+        "wechat_core.clock",
+        "wechat_core.errors",
+        "wechat_core.tracing",
+        "wechat_core.config",
+        "wechat_core.aws",
+    },
+    "protocol": {"wechat_core.protocol"},
+    "wechat": {"wechat_core.wechat"},
+    "store": {"wechat_core.store"},
+    "runtime": {"wechat_core.runtime"},
+    "features": {"wechat_core.features", "wechat_core.web"},
+}
+MAY_IMPORT = {
+    "base": {"base"},
+    "protocol": {"base", "protocol"},
+    "wechat": {"base", "wechat"},
+    "store": {"base", "store"},
+    "runtime": {"base", "protocol", "wechat", "store", "runtime"},
+    "features": {"base", "protocol", "wechat", "store", "runtime", "features"},
+}
+
+
+def core_layer(module: str) -> str:
+    for layer, prefixes in CORE_LAYERS.items():
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return layer
+    assert module == "wechat_core", f"{module} belongs to no layer: add it to CORE_LAYERS"
+    return "base"
+
+
+@pytest.fixture(scope="module")
+def core_graph() -> dict[str, set[str]]:
+    return module_graph(CORE, "wechat_core")
+
+
+def test_wechat_core_has_no_import_cycle(core_graph: dict[str, set[str]]) -> None:
+    cycle = find_cycle(core_graph)
+    assert cycle is None, " -> ".join(cycle or [])
+
+
+def test_wechat_core_imports_point_down_the_layers(core_graph: dict[str, set[str]]) -> None:
+    wrong = [
+        f"{module} ({core_layer(module)}) imports {target} ({core_layer(target)})"
+        for module, targets in core_graph.items()
+        for target in targets
+        if core_layer(target) not in MAY_IMPORT[core_layer(module)]
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+# Spelled only in wechat_core/store/: expression syntax, the condition builder, and key prefixes.
+DYNAMODB_WORDS = (
+    "attribute_exists",
+    "attribute_not_exists",
+    "if_not_exists",
+    "begins_with",
+    "ConditionExpression",
+    "UpdateExpression",
+    "ExpressionAttribute",
+    "boto3.dynamodb",
+)
+KEY_PREFIXES = (
+    "authorizer#",
+    "state#",
+    "session#",
+    "authcode#",
+    "component#",
+    "due#",
+    "event#",
+    "idempotency#",
+)
+
+
+def _strings_and_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text("utf-8"))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append(node.value)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.Dict):  # DynamoDB's wire format written by hand: {"S": ...}
+            found.extend(
+                f"wire format {k.value}"
+                for k in node.keys
+                if isinstance(k, ast.Constant) and k.value in ("S", "N", "M", "L", "BOOL", "NULL", "SS")
+            )
+    return found
+
+
+def test_only_the_store_speaks_dynamodb() -> None:
+    outside = [p for p in CORE.rglob("*.py") if "store" not in p.relative_to(CORE).parts]
+    outside += list(FUNCTIONS.rglob("*.py"))
+    offences = [
+        f"{path.relative_to(ROOT)}: {text!r}"
+        for path in outside
+        for text in _strings_and_imports(path)
+        if any(word in text for word in DYNAMODB_WORDS)
+        or text.startswith(KEY_PREFIXES)
+        or text.startswith("wire format")
+    ]
+    assert not offences, "\n".join(offences)
+
+
+def test_no_hand_written_dynamodb_types_in_the_store() -> None:
+    """Only the codec converts values, through boto3's TypeSerializer/TypeDeserializer."""
+    offences = [
+        f"{path.relative_to(ROOT)}: {text}"
+        for path in (CORE / "store").rglob("*.py")
+        if path.name != "codec.py"
+        for text in _strings_and_imports(path)
+        if text.startswith("wire format") or text == "boto3.dynamodb.types"
+    ]
+    assert not offences, "\n".join(offences)
+
+
+def test_the_dynamodb_checks_see_what_they_look_for(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        'from boto3.dynamodb.conditions import Attr\nkey = {"S": "authorizer#wx"}\n'
+        'cond = "attribute_not_exists(pk)"\n',
+        "utf-8",
+    )
+    found = _strings_and_imports(sample)
+    assert "boto3.dynamodb.conditions" in found
+    assert "wire format S" in found
+    assert "authorizer#wx" in found
+    assert "attribute_not_exists(pk)" in found

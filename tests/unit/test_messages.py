@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from wechat_core.crypto import MessageCrypto
 from wechat_core.errors import BadRequest, PayloadTooLarge, XmlError
-from wechat_core.messages import (
+from wechat_core.protocol.crypto import MessageCrypto
+from wechat_core.protocol.messages import (
     Authorized,
     ComponentVerifyTicket,
     FastRegister,

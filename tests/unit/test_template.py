@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from devtools.template import ROOT, api_routes, template
 from tests.support import iam
-from tests.support.template import ROOT, api_routes, template
 
 pytestmark = pytest.mark.unit
 

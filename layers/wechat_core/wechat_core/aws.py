@@ -1,4 +1,4 @@
-"""boto3 clients, created once per process and only when first needed.
+"""boto3 clients, built on first need (``runtime`` keeps one per process).
 
 Endpoints follow boto3's own ``AWS_ENDPOINT_URL_<SERVICE>`` variables, so local runs and tests
 point them at moto's server without code of ours.
@@ -7,7 +7,6 @@ point them at moto's server without code of ours.
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,8 +25,7 @@ def apply_endpoint_aliases() -> None:
             os.environ[official] = os.environ[alias]
 
 
-@cache
-def dynamodb() -> DynamoDBClient:
+def dynamodb_client() -> DynamoDBClient:
     import boto3  # noqa: PLC0415 - imported on first use, not at cold start
     from botocore.config import Config  # noqa: PLC0415
 
@@ -40,7 +38,3 @@ def dynamodb() -> DynamoDBClient:
         max_pool_connections=32,
     )
     return boto3.client("dynamodb", config=config)
-
-
-def reset() -> None:
-    dynamodb.cache_clear()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 from wechat_core.errors import ConfigurationError
@@ -71,16 +70,19 @@ class Settings:
     wechat_read_timeout_seconds: float = 5.0
     # Where the authorization flow ends (our page or the customer's); empty: a built-in page.
     authorized_redirect_url: str = ""
-    # Origins allowed to receive the redirect after authorization / OAuth (comma-separated).
-    allowed_redirect_origins: tuple[str, ...] = ()
+    # Origins of H5 pages and web-views allowed to call the Mini Program routes (CORS).
+    allowed_origins: tuple[str, ...] = ()
     # This API's public base URL (custom domains); empty: API Gateway's own domain and stage.
     public_base_url: str = ""
     # "open": anyone may open the authorization page; "signed": only links we signed.
     authorize_access: str = "open"
+    # The scheduled refresher: how far ahead it refreshes, and how many at once.
+    refresh_lookahead_seconds: float = 300.0
+    refresh_concurrency: int = 16
 
 
-@cache
-def settings() -> Settings:
+def load_settings() -> Settings:
+    """Settings from the environment (``runtime.settings()`` keeps them for the process)."""
     return Settings(
         table_name=_env("TABLE_NAME"),
         component_appid=_env("COMPONENT_APPID"),
@@ -97,11 +99,11 @@ def settings() -> Settings:
         authorized_redirect_url=os.environ.get("AUTHORIZED_REDIRECT_URL", ""),
         public_base_url=os.environ.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
         authorize_access=_choice("AUTHORIZE_ACCESS", ("open", "signed"), "open"),
-        allowed_redirect_origins=tuple(
-            o.strip().rstrip("/")
-            for o in os.environ.get("ALLOWED_REDIRECT_ORIGINS", "").split(",")
-            if o.strip()
+        allowed_origins=tuple(
+            o.strip() for o in os.environ.get("ALLOWED_ORIGINS", "").split(",") if o.strip()
         ),
+        refresh_lookahead_seconds=_env_float("REFRESH_LOOKAHEAD_SECONDS", 300.0),
+        refresh_concurrency=_env_int("REFRESH_CONCURRENCY", 16),
     )
 
 
@@ -112,14 +114,14 @@ class ComponentSecret:
     encoding_aes_key: str = field(repr=False)
 
 
-def component_secret() -> ComponentSecret:
-    """The platform's secret values, from Secrets Manager (cached by Powertools Parameters)."""
+def load_component_secret(conf: Settings) -> ComponentSecret:
+    """The platform's secret values, from Secrets Manager (cached by Powertools Parameters for
+    ``secret_max_age_seconds``, so a rotated secret takes effect without a restart)."""
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415 - keep cold start light
 
     from wechat_core.aws import apply_endpoint_aliases  # noqa: PLC0415
 
     apply_endpoint_aliases()
-    conf = settings()
     try:
         raw: Any = parameters.get_secret(
             conf.component_secret_id, transform="json", max_age=conf.secret_max_age_seconds
@@ -140,9 +142,8 @@ def component_secret() -> ComponentSecret:
     )
 
 
-def reset() -> None:
-    """Forget cached settings and secrets (tests, or after a configuration change)."""
-    settings.cache_clear()
+def forget_secrets() -> None:
+    """Drop Powertools' cache of the secret (``runtime.reset()``)."""
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
 
     parameters.clear_caches()  # type: ignore[no-untyped-call]

@@ -1,25 +1,120 @@
-"""Process-wide objects built from configuration on first use: the store and the message crypto."""
+"""Every process-wide object, built from ``Settings`` on first use, and one ``reset()``.
+
+A Lambda keeps these between invocations (connections stay warm, the component token is read
+once per 30 s). Tests and local runs change the environment and call ``reset()``: nothing else
+in the package caches anything. Builders import their modules when first called, so a handler's
+cold start does not pay for boto3 or requests before it needs them.
+"""
 
 from __future__ import annotations
 
-from functools import cache
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from wechat_core.config import component_secret, settings
-from wechat_core.crypto import MessageCrypto
-from wechat_core.store import Store
+from wechat_core import config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from wechat_core.config import ComponentSecret, Settings
+    from wechat_core.protocol.crypto import MessageCrypto
+    from wechat_core.store.deliveries import Deliveries
+    from wechat_core.store.repositories import Store
+    from wechat_core.wechat.client import WeChatClient
+    from wechat_core.wechat.component_api import ComponentApi
+    from wechat_core.wechat.sns_api import SnsApi
+
+_objects: dict[str, Any] = {}
+_lock = threading.RLock()  # the refresher's threads may ask at once; builders ask for others
 
 
-@cache
+def _once[T](name: str, build: Callable[[], T]) -> T:
+    try:
+        return _objects[name]  # type: ignore[no-any-return]
+    except KeyError:
+        with _lock:
+            if name not in _objects:
+                _objects[name] = build()
+            return _objects[name]  # type: ignore[no-any-return]
+
+
+def settings() -> Settings:
+    return _once("settings", config.load_settings)
+
+
+def component_secret() -> ComponentSecret:
+    return config.load_component_secret(settings())  # Powertools caches it, with a maximum age
+
+
+def dynamodb() -> DynamoDBClient:
+    from wechat_core.aws import dynamodb_client  # noqa: PLC0415
+
+    return _once("dynamodb", dynamodb_client)
+
+
 def store() -> Store:
-    conf = settings()
-    return Store(conf.table_name, conf.component_appid)
+    def build() -> Store:
+        from wechat_core.store.repositories import Store  # noqa: PLC0415
+
+        conf = settings()
+        return Store(dynamodb, conf.table_name, conf.component_appid)
+
+    return _once("store", build)
+
+
+def deliveries() -> Deliveries:
+    def build() -> Deliveries:
+        from wechat_core.store.deliveries import Deliveries  # noqa: PLC0415
+
+        conf = settings()
+        return Deliveries(dynamodb, conf.table_name, conf.timestamp_tolerance_seconds)
+
+    return _once("deliveries", build)
+
+
+def wechat() -> WeChatClient:
+    def build() -> WeChatClient:
+        from wechat_core.wechat.client import build_client  # noqa: PLC0415
+
+        return build_client(settings())
+
+    return _once("wechat", build)
+
+
+def component_api() -> ComponentApi:
+    def build() -> ComponentApi:
+        from wechat_core.wechat.component_api import ComponentApi  # noqa: PLC0415
+
+        return ComponentApi(wechat(), settings().component_appid, lambda: component_secret().appsecret)
+
+    return _once("component_api", build)
+
+
+def sns_api() -> SnsApi:
+    def build() -> SnsApi:
+        from wechat_core.wechat.sns_api import SnsApi  # noqa: PLC0415
+
+        return SnsApi(wechat(), settings().component_appid)
+
+    return _once("sns_api", build)
 
 
 def message_crypto() -> MessageCrypto:
+    from wechat_core.protocol.crypto import MessageCrypto  # noqa: PLC0415
+
     # Built per call from the (cached) secret so a rotated secret takes effect; construction is cheap.
     secret = component_secret()
     return MessageCrypto(secret.token, secret.encoding_aes_key, settings().component_appid)
 
 
+def token_memo() -> dict[tuple[str, str, str], tuple[str, float, float]]:
+    """Tokens read from the table, reused in this process for a few seconds (``features.tokens``)."""
+    return _once("token_memo", dict)
+
+
 def reset() -> None:
-    store.cache_clear()
+    """Forget every process-wide object and the cached secret."""
+    with _lock:
+        _objects.clear()
+    config.forget_secrets()

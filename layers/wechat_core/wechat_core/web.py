@@ -7,7 +7,7 @@ import binascii
 import json
 from typing import TYPE_CHECKING, Any
 
-from wechat_core.config import settings
+from wechat_core import runtime
 from wechat_core.errors import (
     BadRequest,
     ConfigurationError,
@@ -15,7 +15,7 @@ from wechat_core.errors import (
     ServiceError,
     UnsupportedMediaType,
 )
-from wechat_core.messages import MAX_BODY_BYTES
+from wechat_core.protocol.messages import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -70,7 +70,7 @@ def public_base_url(event: BaseProxyEvent) -> str:
     part of the path in front of the route (the stage, or a custom domain's base path). Never
     from client headers such as ``Host`` or ``X-Forwarded-Proto``, which a caller chooses.
     """
-    configured = settings().public_base_url
+    configured = runtime.settings().public_base_url
     if configured:
         return configured
     context = event.raw_event.get("requestContext") or {}

@@ -13,8 +13,8 @@ from xml.parsers.expat import ExpatError
 
 import xmltodict
 
-from wechat_core.crypto import MessageCrypto
 from wechat_core.errors import BadRequest, PayloadTooLarge, XmlError
+from wechat_core.protocol.crypto import MessageCrypto
 
 MAX_BODY_BYTES = 64 * 1024
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)

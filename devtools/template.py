@@ -1,14 +1,25 @@
-"""Reading template.yaml: the table's definition and the API routes, so tests cannot drift from it."""
+"""Reading template.yaml: the table's definition, the API routes and the schedules, so tests, the
+local stack and the sample events cannot drift from it."""
 
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from devtools.project import ROOT
+
+__all__ = [
+    "ROOT",
+    "api_routes",
+    "binary_media_types",
+    "has_route",
+    "scheduled_functions",
+    "table_definition",
+    "template",
+    "ttl_attribute",
+]
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -71,3 +82,20 @@ def api_routes() -> list[tuple[str, str, str, str]]:
 def binary_media_types() -> list[str]:
     types = template()["Resources"]["Api"]["Properties"].get("BinaryMediaTypes", [])
     return [t.replace("~1", "/") for t in types]
+
+
+def has_route(method: str, path: str) -> bool:
+    """Whether template.yaml serves ``method path`` (the routes others add appear here by themselves)."""
+    return any(m == method.upper() and p == path for m, p, _, _ in api_routes())
+
+
+def scheduled_functions() -> list[str]:
+    """Logical ids of functions with a schedule (the refresher)."""
+    names = []
+    for name, resource in template()["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        events = resource.get("Properties", {}).get("Events", {}) or {}
+        if any(e.get("Type") in ("Schedule", "ScheduleV2") for e in events.values()):
+            names.append(name)
+    return names

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from wechat_core import authorization, push, runtime
-from wechat_core.config import settings
+from wechat_core import clock, runtime
 from wechat_core.errors import AppIdMismatch, Conflict, WeChatCodeInvalid
-from wechat_core.messages import (
+from wechat_core.features import onboarding
+from wechat_core.protocol import push
+from wechat_core.protocol.messages import (
     Authorized,
     ComponentEvent,
     ComponentVerifyTicket,
@@ -31,9 +32,10 @@ def handle_component_push(
     query: Mapping[str, str], body: bytes, lambda_context: LambdaContext | None = None
 ) -> dict[str, Any]:
     """Process one push to the authorization-event URL; raises a 4xx ``ServiceError`` on bad input."""
-    component_appid = settings().component_appid
+    conf = runtime.settings()
+    component_appid = conf.component_appid
     crypto = runtime.message_crypto()
-    delivery = push.verify_delivery(query, body, crypto)
+    delivery = push.verify_delivery(query, body, crypto, conf.timestamp_tolerance_seconds)
     if delivery.envelope.app_id is not None and delivery.envelope.app_id != component_appid:
         raise AppIdMismatch
 
@@ -43,27 +45,30 @@ def handle_component_push(
             raise AppIdMismatch
         return dispatch(event)
 
-    return push.process_once("component-events", delivery, work, lambda_context)
+    return runtime.deliveries().process_once("component-events", delivery.as_payload(), work, lambda_context)
 
 
 def dispatch(event: ComponentEvent) -> dict[str, Any]:
     store = runtime.store()
+    now = int(clock.now())
     outcome: dict[str, Any] = {"info_type": event.info_type, "create_time": event.create_time}
     match event:
         case ComponentVerifyTicket():
-            stored = store.save_ticket(event.ticket, event.create_time)
+            stored = store.tickets.save(event.ticket, event.create_time, now)
             outcome["stored"] = stored
             metrics.add_metric("TicketStored" if stored else "TicketIgnoredOlder", MetricUnit.Count, 1)
         case Authorized():
-            code_hash = authorization.code_hash(event.authorization_code)
-            changed = store.record_authorization_event(event, code_hash=code_hash)
+            code_hash = onboarding.code_hash(event.authorization_code)
+            changed = store.authorizers.record_authorized(
+                event.authorizer_appid, event.info_type, event.create_time, code_hash, now
+            )
             outcome |= {"authorizer_appid": event.authorizer_appid, "applied": changed}
             # A push older than what the item already knows (a later revocation, or an activation
             # at the redirect) must not exchange its code and re-activate.
             outcome["exchanged"] = changed and _exchange(event.authorization_code, event.authorizer_appid)
             metrics.add_metric(f"AuthorizationEvent.{event.info_type}", MetricUnit.Count, 1)
         case Unauthorized():
-            changed = store.record_authorization_event(event)
+            changed = store.authorizers.revoke(event.authorizer_appid, event.create_time, now)
             outcome |= {"authorizer_appid": event.authorizer_appid, "applied": changed}
             metrics.add_metric("AuthorizationEvent.unauthorized", MetricUnit.Count, 1)
         case FastRegister():
@@ -82,7 +87,7 @@ def _exchange(code: str, authorizer_appid: str | None) -> bool:
     """Exchange a pushed authorization code. A code WeChat refuses is logged and answered ``success``
     (retrying cannot help); anything transient raises, so WeChat re-sends the push."""
     try:
-        authorization.complete(code, authorizer_appid=authorizer_appid)
+        onboarding.complete(code, authorizer_appid=authorizer_appid)
     except (WeChatCodeInvalid, Conflict) as error:
         metrics.add_metric("AuthorizationCodeRefused", MetricUnit.Count, 1)
         logger.error("pushed authorization code not exchanged", extra={"reason": error.reason})

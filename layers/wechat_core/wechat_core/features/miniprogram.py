@@ -1,17 +1,13 @@
-"""Mini Program login through the platform (``sns/component/jscode2session``) and user-data decryption.
+"""Mini Program login through the platform (``sns/component/jscode2session``) and sessions.
 
 The ``session_key`` never leaves the server: it is stored under a hash of a session token of
 ours (so a table dump reveals no usable token) with a TTL, and only that session token is
-returned. Encrypted user data (``getPhoneNumber``, ``getUserInfo``) is AES-128-CBC with the
-``session_key`` as key and the given ``iv``, PKCS#7-padded JSON with a ``watermark``
-(doc: https://developers.weixin.qq.com/miniprogram/dev/framework/open-ability/signature.html).
+returned. Encrypted user data (``getPhoneNumber``, ``getUserInfo``) is decrypted for a session
+(``protocol.crypto.decrypt_user_data``) and must carry a ``watermark`` naming this Mini Program.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import json
 import math
 import re
@@ -23,16 +19,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from wechat_core import clock, runtime
-from wechat_core.config import settings
 from wechat_core.errors import BadRequest, Forbidden, NotFound, Unauthorized, WeChatError
-from wechat_core.store import authorizer_sk
-from wechat_core.tokens import ComponentToken
-from wechat_core.wechat_api import client
+from wechat_core.features.tokens import ComponentToken
+from wechat_core.protocol.crypto import decrypt_user_data as decrypt_with_session_key
+from wechat_core.protocol.ids import is_appid
 
 logger = Logger(child=True)
 metrics = Metrics()
 
-APPID = re.compile(r"wx[0-9a-zA-Z]{16}")
 JS_CODE = re.compile(r"[0-9A-Za-z_\-]{8,128}")
 SESSION_TOKEN = re.compile(r"[0-9A-Za-z_\-]{32,64}")
 SESSION_TTL_SECONDS = 7 * 24 * 3600
@@ -52,15 +46,11 @@ class NotAMiniProgram(BadRequest):
     reason = "this account is not a Mini Program"
 
 
-def _session_sk(session_token: str) -> str:
-    return "session#" + hashlib.sha256(session_token.encode()).hexdigest()
-
-
 def check_authorized_mini_program(appid: str) -> None:
     """Only authorized, non-revoked accounts log in; the check costs one read and no WeChat call."""
-    if not APPID.fullmatch(appid):
+    if not is_appid(appid):
         raise BadRequest("appid must be wx + 16 characters")
-    item = runtime.store().get(authorizer_sk(appid), consistent=False)
+    item = runtime.store().authorizers.get(appid, consistent=False)
     if item is None:
         raise NotFound("this Mini Program has not authorized the platform")
     if item.get("status") != "active":
@@ -93,16 +83,7 @@ def login(appid: str, js_code: str) -> Login:
     if not JS_CODE.fullmatch(js_code):
         raise BadRequest("code must be the string wx.login gave")
     try:
-        data = client().get(
-            "/sns/component/jscode2session",
-            {
-                "appid": appid,
-                "js_code": js_code,
-                "grant_type": "authorization_code",
-                "component_appid": settings().component_appid,
-            },
-            token=ComponentToken(),
-        )
+        data = runtime.sns_api().jscode2session(appid, js_code, ComponentToken())
     except WeChatError as error:
         # The account's kind is unknown when its info could not be fetched (or it was recovered
         # from the authorizer list); an Official Account then gets here, and is no 502.
@@ -114,17 +95,19 @@ def login(appid: str, js_code: str) -> Login:
         raise BadRequest("WeChat gave no session for this code")
     session_token = secrets.token_urlsafe(32)
     unionid = data.get("unionid") or None
-    runtime.store().put_transient(
-        _session_sk(session_token),
+    now = clock.now()
+    runtime.store().transient.put_session(
+        session_token,
         {
             "kind": "miniprogram_session",
             "appid": appid,
             "openid": str(openid),
             "unionid": unionid,
             "session_key": str(session_key),
-            "created_at": clock.now(),
+            "created_at": now,
         },
         SESSION_TTL_SECONDS,
+        now,
     )
     metrics.add_metric("MiniProgramLogin", MetricUnit.Count, 1)
     logger.info("mini program login", extra={"appid": appid, "has_unionid": bool(unionid)})
@@ -138,7 +121,7 @@ def _check_session_authorized(appid: str, created_at: float) -> None:
     on the item through a later re-authorization: a session made before it (or in that second)
     has ended, even when the account authorized again since.
     """
-    item = runtime.store().get(authorizer_sk(appid)) or {}
+    item = runtime.store().authorizers.get(appid) or {}
     if item.get("status") != "active":
         raise Forbidden("this Mini Program's authorization is not active")
     revoked_at = item.get("last_revoked_at")
@@ -146,39 +129,21 @@ def _check_session_authorized(appid: str, created_at: float) -> None:
         raise SessionEnded
 
 
-def _b64(value: Any, name: str) -> bytes:
-    if not isinstance(value, str) or not value:
-        raise BadRequest(f"missing {name}")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(f"{name} is not valid base64") from None
-
-
 def decrypt_user_data(appid: str, session_token: str, encrypted_data: Any, iv: Any) -> dict[str, Any]:
     """Decrypt ``encryptedData`` for a session of this Mini Program; the watermark must match."""
-    from Crypto.Cipher import AES  # noqa: PLC0415
-
-    if not APPID.fullmatch(appid):
+    if not is_appid(appid):
         raise BadRequest("appid must be wx + 16 characters")
     if not SESSION_TOKEN.fullmatch(session_token or ""):
         raise SessionNotFound
-    session = runtime.store().get_transient(_session_sk(session_token))
+    session = runtime.store().transient.session(session_token, clock.now())
     if session is None or session.get("kind") != "miniprogram_session":
         raise SessionNotFound
     if session.get("appid") != appid:
         raise Forbidden("session belongs to another Mini Program")
     _check_session_authorized(appid, float(session.get("created_at", 0)))
-    ciphertext, iv_bytes = _b64(encrypted_data, "encryptedData"), _b64(iv, "iv")
-    if len(iv_bytes) != 16 or not ciphertext or len(ciphertext) % 16 or len(ciphertext) > 16 * 1024:
-        raise BadRequest("encryptedData or iv has the wrong length")
-    key = base64.b64decode(str(session["session_key"]))
-    plain = AES.new(key, AES.MODE_CBC, iv_bytes).decrypt(ciphertext)
-    pad = plain[-1]
-    if not 1 <= pad <= 16 or plain[-pad:] != bytes([pad]) * pad:
-        raise BadRequest("cannot decrypt encryptedData with this session")
+    plain = decrypt_with_session_key(str(session["session_key"]), encrypted_data, iv)
     try:
-        data = json.loads(plain[:-pad].decode("utf-8"))
+        data = json.loads(plain.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("cannot decrypt encryptedData with this session") from None
     if not isinstance(data, dict):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from wechat_core import authorization, clock, runtime
+from wechat_core import clock, runtime
 from wechat_core.errors import BadRequest
-from wechat_core.tokens import AuthorizerToken, ComponentToken, LeasedToken
+from wechat_core.features import onboarding
+from wechat_core.features.tokens import AuthorizerToken, ComponentToken, LeasedToken
+from wechat_core.protocol.ids import is_appid
 
 PUBLIC_FIELDS = (
     "authorizer_appid",
@@ -23,7 +25,7 @@ PUBLIC_FIELDS = (
 
 
 def authorizer_access_token(authorizer_appid: str) -> dict[str, Any]:
-    if not authorization.APPID.fullmatch(authorizer_appid):
+    if not is_appid(authorizer_appid):
         raise BadRequest("appid must be wx + 16 characters")
     value, expiry = _current(AuthorizerToken(authorizer_appid))
     return {"authorizer_appid": authorizer_appid, "authorizer_access_token": value, **expiry}
@@ -37,7 +39,7 @@ def component_access_token() -> dict[str, Any]:
 def _current(token: LeasedToken) -> tuple[str, dict[str, int]]:
     """A valid token (refreshed through the lease when due) and its expiry."""
     value = token.get()
-    item = token.store.get(token.sk) or {}
+    item = token.store.tokens.read(token.key) or {}
     expires_at = int(item.get("expires_at", 0)) if item.get("access_token") == value else 0
     return value, {"expires_at": expires_at, "expires_in": max(0, expires_at - int(clock.now()))}
 
@@ -45,13 +47,11 @@ def _current(token: LeasedToken) -> tuple[str, dict[str, int]]:
 def list_authorizers(limit: int = 100, after: str | None = None) -> dict[str, Any]:
     if not 1 <= limit <= 500:
         raise BadRequest("limit must be between 1 and 500")
-    if after is not None and not authorization.APPID.fullmatch(after):
+    if after is not None and not is_appid(after):
         raise BadRequest("next must be an appid from a previous page")
-    items, last = runtime.store().query_prefix(
-        "authorizer#", limit=limit, start=f"authorizer#{after}" if after else None
-    )
+    items, last = runtime.store().authorizers.page(limit, after)
     rows = [{k: item[k] for k in PUBLIC_FIELDS if k in item} for item in items]
-    return {"authorizers": rows, "next": last.removeprefix("authorizer#") if last else None}
+    return {"authorizers": rows, "next": last}
 
 
 def signed_authorization_link(base_url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -71,10 +71,10 @@ def signed_authorization_link(base_url: str, body: dict[str, Any]) -> dict[str, 
     mobile = body.get("mobile", False)
     if not isinstance(mobile, bool):
         raise BadRequest("mobile must be true or false")
-    expires_in = body.get("expires_in", authorization.SIGNED_LINK_DEFAULT_SECONDS)
+    expires_in = body.get("expires_in", onboarding.SIGNED_LINK_DEFAULT_SECONDS)
     if isinstance(expires_in, bool) or not isinstance(expires_in, int):
         raise BadRequest("expires_in must be a whole number of seconds")
-    return authorization.sign_link(
+    return onboarding.sign_link(
         base_url,
         auth_type=text["auth_type"],
         biz_appid=text["biz_appid"],
@@ -85,4 +85,4 @@ def signed_authorization_link(base_url: str, body: dict[str, Any]) -> dict[str, 
 
 
 def recover() -> dict[str, int]:
-    return authorization.recover_from_authorizer_list()
+    return onboarding.recover_from_authorizer_list()

@@ -1,4 +1,7 @@
-"""WeChat message crypto (the WXBizMsgCrypt scheme), compatible with WeChat's own samples.
+"""WeChat's crypto: message crypto (the WXBizMsgCrypt scheme, compatible with WeChat's own
+samples) and Mini Program user data.
+
+Messages:
 
 - ``msg_signature`` = sha1 of the sorted concatenation of token, timestamp, nonce, Encrypt;
 - AES-256-CBC, key = base64(EncodingAESKey + "="), IV = key[:16];
@@ -7,6 +10,10 @@
 - PKCS#7 padding to a multiple of 32 bytes.
 
 Source: https://developers.weixin.qq.com/doc/oplatform/en/Third-party_Platforms/Message_Encryption/Technical_Plan.html
+
+Mini Program user data (``getPhoneNumber``, ``getUserInfo``): AES-128-CBC with the session's
+``session_key`` as key and the given ``iv``, PKCS#7 to 16 bytes
+(https://developers.weixin.qq.com/miniprogram/dev/framework/open-ability/signature.html).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from functools import lru_cache
 
 from Crypto.Cipher import AES
 
-from wechat_core.errors import AppIdMismatch, DecryptError, InvalidAesKey, SignatureError
+from wechat_core.errors import AppIdMismatch, BadRequest, DecryptError, InvalidAesKey, SignatureError
 
 BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9]{43}")
@@ -111,3 +118,28 @@ class MessageCrypto:
         pad = BLOCK - len(body) % BLOCK
         body += bytes([pad]) * pad
         return base64.b64encode(AES.new(self._key, AES.MODE_CBC, self._key[:16]).encrypt(body)).decode()
+
+
+USER_DATA_MAX_BYTES = 16 * 1024
+
+
+def _b64_field(value: object, name: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"missing {name}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"{name} is not valid base64") from None
+
+
+def decrypt_user_data(session_key: str, encrypted_data: object, iv: object) -> bytes:
+    """Decrypt a Mini Program's ``encryptedData`` (base64) with ``iv`` (base64) and the session's
+    ``session_key`` (base64, as jscode2session gave it). Any malformed part is a 400."""
+    ciphertext, iv_bytes = _b64_field(encrypted_data, "encryptedData"), _b64_field(iv, "iv")
+    if len(iv_bytes) != 16 or not ciphertext or len(ciphertext) % 16 or len(ciphertext) > USER_DATA_MAX_BYTES:
+        raise BadRequest("encryptedData or iv has the wrong length")
+    plain = AES.new(base64.b64decode(session_key), AES.MODE_CBC, iv_bytes).decrypt(ciphertext)
+    pad = plain[-1]
+    if not 1 <= pad <= 16 or plain[-pad:] != bytes([pad]) * pad:
+        raise BadRequest("cannot decrypt encryptedData with this session")
+    return plain[:-pad]

@@ -1,4 +1,4 @@
-"""moto's server with DynamoDB serialized: ``python -m tests.support.moto_launcher -H HOST -p PORT``
+"""moto's server with DynamoDB serialized: ``python -m devtools.moto_launcher -H HOST -p PORT``
 takes ``python -m moto.server``'s arguments (and ``--switch-interval``) and starts the same server,
 in this process.
 
@@ -64,7 +64,7 @@ def check_version() -> None:
     installed = importlib.metadata.version("moto")
     if installed != MOTO_VERSION:
         raise MotoMismatch(
-            f"moto {installed} is installed, but tests/support/moto_launcher.py was written against "
+            f"moto {installed} is installed, but devtools/moto_launcher.py was written against "
             f"moto {MOTO_VERSION}: re-check which DynamoDB methods evaluate a condition and write, "
             "then update MOTO_VERSION (and the pin in requirements-dev.txt)"
         )
@@ -72,11 +72,11 @@ def check_version() -> None:
 
 def _classes(backend_cls: type | None, handler_cls: type | None) -> tuple[type, type]:
     if backend_cls is None:
-        from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - moto only once checked
 
         backend_cls = DynamoDBBackend
     if handler_cls is None:
-        from moto.dynamodb.responses import DynamoHandler
+        from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
 
         handler_cls = DynamoHandler
     return backend_cls, handler_cls
@@ -90,7 +90,7 @@ def _targets(backend_cls: type, handler_cls: type) -> list[tuple[type, str]]:
     ]
     if missing:
         raise MotoMismatch(
-            f"moto has no {', '.join(missing)}: tests/support/moto_launcher.py cannot serialize DynamoDB "
+            f"moto has no {', '.join(missing)}: devtools/moto_launcher.py cannot serialize DynamoDB "
             "and will not run unserialized"
         )
     return targets
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"moto_launcher: {error}") from None
     if ours.switch_interval is not None:
         sys.setswitchinterval(ours.switch_interval)
-    from moto import server
+    from moto import server  # noqa: PLC0415 - after serialize(): the server imports the backends
 
     # moto.server reads sys.argv when given no arguments, and werkzeug's reloader restarts with it.
     sys.argv[1:] = rest

@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from wechat_core import clock
-from wechat_core.config import DEFAULT_API_BASE, settings
+from wechat_core.config import DEFAULT_API_BASE
 from wechat_core.errors import (
     LeaseExpired,
     UpstreamError,
@@ -33,6 +33,8 @@ from wechat_core.errors import (
 
 if TYPE_CHECKING:
     import requests
+
+    from wechat_core.config import Settings
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -223,27 +225,15 @@ class WeChatClient:
         raise UpstreamError from None
 
 
-_client: WeChatClient | None = None
-
-
-def client() -> WeChatClient:
-    """The process-wide client, configured from the environment."""
-    global _client  # noqa: PLW0603 - one session per process keeps connections warm
-    if _client is None:
-        conf = settings()
-        fallback = conf.wechat_api_fallback_base
-        if fallback is None and conf.wechat_api_base == DEFAULT_API_BASE:
-            fallback = DISASTER_RECOVERY_BASE
-        _client = WeChatClient(
-            conf.wechat_api_base,
-            fallback or None,
-            max_attempts=conf.wechat_max_attempts,
-            backoff_seconds=conf.wechat_backoff_seconds,
-            read_timeout=conf.wechat_read_timeout_seconds,
-        )
-    return _client
-
-
-def reset() -> None:
-    global _client  # noqa: PLW0603
-    _client = None
+def build_client(conf: Settings) -> WeChatClient:
+    """The client for these settings (``runtime.wechat()`` keeps one per process)."""
+    fallback = conf.wechat_api_fallback_base
+    if fallback is None and conf.wechat_api_base == DEFAULT_API_BASE:
+        fallback = DISASTER_RECOVERY_BASE
+    return WeChatClient(
+        conf.wechat_api_base,
+        fallback or None,
+        max_attempts=conf.wechat_max_attempts,
+        backoff_seconds=conf.wechat_backoff_seconds,
+        read_timeout=conf.wechat_read_timeout_seconds,
+    )

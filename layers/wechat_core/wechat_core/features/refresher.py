@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -24,8 +24,10 @@ from wechat_core.errors import (
     WeChatQuotaExceeded,
     WeChatRefreshTokenInvalid,
 )
-from wechat_core.store import Store
-from wechat_core.tokens import REFRESH_BEFORE_SECONDS, AuthorizerToken, ComponentToken
+from wechat_core.features.tokens import REFRESH_BEFORE_SECONDS, AuthorizerToken, ComponentToken
+
+if TYPE_CHECKING:
+    from wechat_core.store.repositories import Store
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -54,7 +56,7 @@ class Report:
 
 def refresh_component_token(store: Store, report: Report) -> bool:
     """Refresh the component token when it is missing or due. Returns False when the run must stop."""
-    item = store.get(ComponentToken.sk) or {}
+    item = store.tokens.read(ComponentToken.key) or {}
     if clock.now() < float(item.get("expires_at", 0)) - REFRESH_BEFORE_SECONDS:
         return True
     try:
@@ -87,13 +89,12 @@ class _Run:
     quota_hit: threading.Event = field(default_factory=threading.Event)
 
 
-def _refresh_one(run: _Run, sk: str) -> None:
+def _refresh_one(run: _Run, appid: str) -> None:
     store, report, lock, quota_hit = run.store, run.report, run.lock, run.quota_hit
     if quota_hit.is_set():
         with lock:
             report.due -= 1  # queued before the quota ran out: left for the next run
         return
-    appid = sk.removeprefix("authorizer#")
     token = AuthorizerToken(appid, store)
     leased = token.take_due_lease(run.horizon)
     if leased is None:
@@ -107,14 +108,14 @@ def _refresh_one(run: _Run, sk: str) -> None:
             report.needs_reauthorization += 1
     except WeChatQuotaExceeded:
         quota_hit.set()
-        _back_off(store, sk, "45009", QUOTA_BACKOFF_SECONDS, count_failure=False)
+        _back_off(token, "45009", QUOTA_BACKOFF_SECONDS, count_failure=False)
         with lock:
             report.quota_exceeded = True
             report.failed += 1
     except Exception as error:
         code = str(error.errcode) if isinstance(error, WeChatError) else type(error).__name__
         failures = int(leased.get("failures", 0)) + 1
-        _back_off(store, sk, code, min(FAILURE_BACKOFF_SECONDS * 2 ** (failures - 1), MAX_BACKOFF_SECONDS))
+        _back_off(token, code, min(FAILURE_BACKOFF_SECONDS * 2 ** (failures - 1), MAX_BACKOFF_SECONDS))
         metrics.add_metric("AuthorizerRefreshFailed", MetricUnit.Count, 1)
         logger.warning("authorizer token refresh failed", extra={"authorizer_appid": appid, "error": code})
         with lock:
@@ -125,20 +126,15 @@ def _refresh_one(run: _Run, sk: str) -> None:
             report.refreshed += 1
 
 
-def _back_off(store: Store, sk: str, code: str, seconds: float, *, count_failure: bool = True) -> None:
+def _back_off(token: AuthorizerToken, code: str, seconds: float, *, count_failure: bool = True) -> None:
     """Try again later, but before the token runs out if it still can."""
-    item = store.get(sk) or {}
+    item = token.store.tokens.read(token.key) or {}
     now = clock.now()
     retry_at = now + seconds
     expires_at = float(item.get("expires_at", 0))
     if expires_at > now + 120:
         retry_at = min(retry_at, expires_at - 120)
-    store.update(
-        sk,
-        set_values={"due_at": retry_at, "last_error": code, "last_error_at": now},
-        add={"failures": 1} if count_failure else None,
-        condition="attribute_not_exists({lease_owner}) AND attribute_exists({due_pk})",
-    )
+    token.store.tokens.back_off(token.key, retry_at, code, now, count_failure=count_failure)
 
 
 def run(
@@ -163,13 +159,13 @@ def run(
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         pending: set[Future[None]] = set()
         while True:
-            keys, start = store.query_due(state.horizon, limit=page_size, start=start)
-            for sk in keys:
+            appids, start = store.authorizers.due(state.horizon, limit=page_size, start=start)
+            for appid in appids:
                 if quota_hit.is_set() or remaining_millis() < safety_millis:
                     report.stopped_early = not quota_hit.is_set()
                     break
                 report.due += 1
-                pending.add(pool.submit(_refresh_one, state, sk))
+                pending.add(pool.submit(_refresh_one, state, appid))
                 if len(pending) >= concurrency * 2:
                     _, pending = wait(pending, return_when=FIRST_COMPLETED)
             else:

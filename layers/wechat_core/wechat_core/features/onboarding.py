@@ -22,16 +22,14 @@ from urllib.parse import quote, urlencode
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from wechat_core import clock, component_api, runtime
-from wechat_core.config import component_secret, settings
+from wechat_core import clock, runtime
 from wechat_core.errors import BadRequest, Conflict, Forbidden, WeChatCodeInvalid, WeChatError
-from wechat_core.store import authorizer_sk, due_pk
-from wechat_core.tokens import REFRESH_BEFORE_SECONDS, ComponentToken
+from wechat_core.features.tokens import REFRESH_BEFORE_SECONDS, ComponentToken
+from wechat_core.protocol.ids import is_appid
 
 logger = Logger(child=True)
 metrics = Metrics()
 
-APPID = re.compile(r"wx[0-9a-zA-Z]{16}")
 CATEGORY_LIST = re.compile(r"[0-9]{1,6}(\|[0-9]{1,6}){0,63}")
 CODE_MAPPING_TTL = 2 * 3600  # longer than an authorization code lives (3600 s observed)
 STATE_GRACE = 600  # the state outlives the pre_auth_code a little, for slow approvals
@@ -51,7 +49,7 @@ def _validate(
     kind = auth_type or "3"
     if kind not in ("1", "2", "3"):
         raise BadRequest("auth_type must be 1 (official accounts), 2 (mini programs) or 3 (both)")
-    if biz_appid and not APPID.fullmatch(biz_appid):
+    if biz_appid and not is_appid(biz_appid):
         raise BadRequest("biz_appid must be an appid (wx + 16 characters)")
     if category_list and not CATEGORY_LIST.fullmatch(category_list):
         raise BadRequest("category_list must be permission-set ids joined by |")
@@ -68,15 +66,17 @@ def create_link(
 ) -> AuthorizationLink:
     """A new authorization link with a fresh pre_auth_code and a state we can check at the redirect."""
     kind, biz, categories = _validate(auth_type, biz_appid, category_list)
-    conf = settings()
-    data = component_api.api_create_preauthcode(ComponentToken())
+    conf = runtime.settings()
+    data = runtime.component_api().api_create_preauthcode(ComponentToken())
     pre_auth_code = str(data["pre_auth_code"])
     expires_in = int(data.get("expires_in", 600))
     state = secrets.token_urlsafe(24)
-    runtime.store().put_transient(
-        f"state#{state}",
-        {"kind": "authorization", "created_at": clock.now(), "auth_type": kind, "biz_appid": biz},
+    now = clock.now()
+    runtime.store().transient.put_state(
+        state,
+        {"kind": "authorization", "created_at": now, "auth_type": kind, "biz_appid": biz},
         expires_in + STATE_GRACE,
+        now,
     )
     redirect_uri = f"{callback_base.rstrip('/')}/wechat/component/authorized?state={state}"
     params = {
@@ -118,7 +118,7 @@ def _link_fields(query: Mapping[str, str]) -> dict[str, str]:
 def _link_signature(fields: Mapping[str, str], expires: int) -> str:
     # The key is derived from the appsecret: nothing new to keep, and rotating the appsecret in
     # the console (and the secret) voids every link signed before.
-    appsecret = component_secret().appsecret.encode()
+    appsecret = runtime.component_secret().appsecret.encode()
     key = hmac.new(appsecret, _LINK_KEY_LABEL, hashlib.sha256).digest()
     canonical = "&".join(f"{name}={fields[name]}" for name in _SIGNED_FIELDS) + f"&expires={expires}"
     digest = hmac.new(key, canonical.encode(), hashlib.sha256).digest()
@@ -163,7 +163,7 @@ def sign_link(
 def check_link_access(query: Mapping[str, str]) -> None:
     """With ``AuthorizeAccess=signed``, only signed, unexpired links open the page (and so spend
     api_create_preauthcode quota); with ``open``, anyone may."""
-    if settings().authorize_access != "signed":
+    if runtime.settings().authorize_access != "signed":
         return
     expires_text, signature = query.get("expires") or "", query.get("signature") or ""
     if not expires_text or not signature:
@@ -183,43 +183,21 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()[:40]
 
 
-def _code_sk(code: str) -> str:
-    return "authcode#" + code_hash(code)
-
-
 def claim_state(state: str, code: str) -> dict[str, Any]:
     """The state item of a link we made, bound to the first authorization code it completes.
 
     A link's state is single use: the redirect that carries it binds it to its ``auth_code`` in
     one conditional write, so the same redirect may be reloaded (same code: the exchange is
     idempotent) but no other authorization completes through it. Anything else is refused
-    before any exchange. An exchange that fails gives the state back (``_release_state``).
+    before any exchange. An exchange that fails gives the state back (``release_state``).
     """
-    now = clock.now()
-    applied, item = runtime.store().update(
-        f"state#{state}",
-        set_values={"used_by": code_hash(code), "used_at": now},
-        condition="{kind} = :kind AND {expiration} > :now "
-        "AND (attribute_not_exists({used_by}) OR {used_by} = :code)",
-        condition_values={":kind": "authorization", ":now": now, ":code": code_hash(code)},
-        return_new=True,
-    )
-    if applied and item is not None:
-        return item
-    used = item is not None and item.get("kind") == "authorization" and item.get("used_by")
-    if used and item is not None and float(item.get("expiration", 0)) > now:
+    claim = runtime.store().transient.claim_state(state, code_hash(code), clock.now())
+    if claim.link is not None:
+        return claim.link
+    if claim.used_by_another:
         metrics.add_metric("AuthorizationStateReused", MetricUnit.Count, 1)
         raise Conflict("this authorization link was already used")
     raise BadRequest("unknown or expired state")
-
-
-def _release_state(state: str, code: str) -> None:
-    runtime.store().update(
-        f"state#{state}",
-        remove=("used_by", "used_at"),
-        condition="{used_by} = :code",
-        condition_values={":code": code_hash(code)},
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,22 +221,22 @@ def complete(code: str, *, authorizer_appid: str | None = None) -> Authorization
     that account's previous refresh token), and a mismatch is alarmed, never dropped.
     """
     store = runtime.store()
-    code_sk = _code_sk(code)
-    mapped = store.get_transient(code_sk)
+    hashed = code_hash(code)
+    mapped = store.transient.code_mapping(hashed, clock.now())
     if mapped is not None:
-        return Authorization(str(mapped["authorizer_appid"]), newly_stored=False)
+        return Authorization(mapped, newly_stored=False)
     started = int(clock.now())
     try:
-        data = component_api.api_query_auth(code, ComponentToken(store))
+        data = runtime.component_api().api_query_auth(code, ComponentToken(store))
     except WeChatCodeInvalid:
         # The other path (redirect or push) may have exchanged it a moment ago.
-        mapped = store.get_transient(code_sk)
+        mapped = store.transient.code_mapping(hashed, clock.now())
         if mapped is not None:
-            return Authorization(str(mapped["authorizer_appid"]), newly_stored=False)
+            return Authorization(mapped, newly_stored=False)
         raise
     info = data.get("authorization_info") or {}
     appid = str(info.get("authorizer_appid", ""))
-    if not APPID.fullmatch(appid) or not info.get("authorizer_refresh_token"):
+    if not is_appid(appid) or not info.get("authorizer_refresh_token"):
         raise WeChatError(0, "api_query_auth answered without an authorizer")
     func_info = tuple(
         int(f["funcscope_category"]["id"])
@@ -267,44 +245,22 @@ def complete(code: str, *, authorizer_appid: str | None = None) -> Authorization
     )
     now = clock.now()
     expires_at = now + int(info.get("expires_in", 7200))
-    applied, _ = store.update(
-        authorizer_sk(appid),
-        set_values={
-            "authorizer_appid": appid,
-            "status": "active",
-            "refresh_token": str(info["authorizer_refresh_token"]),
-            "access_token": str(info["authorizer_access_token"]),
-            "expires_at": expires_at,
-            "refreshed_at": now,
-            "authorized_at": now,
-            "activated_at": started,
-            "func_info": list(func_info),
-            "due_pk": due_pk(store.component_appid),
-            "due_at": expires_at - REFRESH_BEFORE_SECONDS,
-        },
-        add={"version": 1},
-        # A lease taken before this write belonged to a refresh with the old refresh token,
-        # which the new authorization invalidated: its write must fail.
-        remove=(
-            "revoked_at",
-            "needs_reauth_at",
-            "pending_code",
-            "authorization_code",
-            "authorization_code_expires_at",
-            "lease_owner",
-            "lease_until",
-            "last_error",
-            "failures",
-        ),
-        condition="attribute_not_exists({revoked_at}) OR {revoked_at} < :started",
-        condition_values={":started": started},
+    activated = store.authorizers.activate(
+        appid,
+        refresh_token=str(info["authorizer_refresh_token"]),
+        access_token=str(info["authorizer_access_token"]),
+        expires_at=expires_at,
+        due_at=expires_at - REFRESH_BEFORE_SECONDS,
+        func_info=func_info,
+        started=started,
+        now=now,
     )
-    if not applied:
+    if not activated:
         metrics.add_metric("AuthorizationAfterRevocationRefused", MetricUnit.Count, 1)
         raise Conflict("the account revoked the authorization after this code was issued")
-    store.put_transient(code_sk, {"authorizer_appid": appid}, CODE_MAPPING_TTL, only_new=False)
+    store.transient.put_code_mapping(hashed, appid, CODE_MAPPING_TTL, now)
     if authorizer_appid and appid != authorizer_appid:
-        store.forget_pending_code(authorizer_appid, code_hash(code))
+        store.authorizers.forget_pending_code(authorizer_appid, hashed)
         metrics.add_metric("AuthorizationAppIdMismatch", MetricUnit.Count, 1)
         logger.error(
             "authorization code exchanged for another account than the push named; stored as WeChat answered",
@@ -343,11 +299,11 @@ def finish_redirect(state: str | None, code: str | None) -> Authorization:
     except Exception:
         # A code WeChat did not accept (or an exchange that failed) consumes nothing: the link's
         # owner can still finish with the real code, and a bad request changes nothing.
-        _release_state(state, code)
+        runtime.store().transient.release_state(state, code_hash(code))
         raise
     wanted_appid = str(link.get("biz_appid") or "")
     wanted_kind = KIND_BY_AUTH_TYPE.get(int(link.get("auth_type") or 3))
-    stored = runtime.store().get(authorizer_sk(result.authorizer_appid)) or {}
+    stored = runtime.store().authorizers.get(result.authorizer_appid) or {}
     kind = (stored.get("info") or {}).get("kind")
     other_account = bool(wanted_appid) and result.authorizer_appid != wanted_appid
     other_kind = wanted_kind is not None and kind not in (None, wanted_kind)
@@ -364,7 +320,7 @@ def finish_redirect(state: str | None, code: str | None) -> Authorization:
 def refresh_info(authorizer_appid: str) -> dict[str, Any]:
     """Fetch api_get_authorizer_info and keep the account's description (no tokens)."""
     store = runtime.store()
-    data = component_api.api_get_authorizer_info(authorizer_appid, ComponentToken(store))
+    data = runtime.component_api().api_get_authorizer_info(authorizer_appid, ComponentToken(store))
     raw = data.get("authorizer_info") or {}
     kind = "mini_program" if "MiniProgramInfo" in raw else "official_account"
     described = {
@@ -379,7 +335,7 @@ def refresh_info(authorizer_appid: str) -> dict[str, Any]:
         "account_status": raw.get("account_status"),
         "alias": raw.get("alias", ""),
     }
-    store.update(authorizer_sk(authorizer_appid), set_values={"info": described, "info_at": clock.now()})
+    store.authorizers.set_info(authorizer_appid, described, clock.now())
     return described
 
 
@@ -389,41 +345,15 @@ def recover_from_authorizer_list(page_size: int = 500) -> dict[str, int]:
     component = ComponentToken(store)
     offset, listed, restored = 0, 0, 0
     while True:
-        data = component_api.api_get_authorizer_list(offset, page_size, component)
+        data = runtime.component_api().api_get_authorizer_list(offset, page_size, component)
         rows = data.get("list") or []
         for row in rows:
             listed += 1
             appid, token = str(row.get("authorizer_appid", "")), str(row.get("refresh_token") or "")
-            if not APPID.fullmatch(appid) or not token:
+            if not is_appid(appid) or not token:
                 continue  # never exchanged: nothing to restore
-            now = clock.now()
-            applied, _ = store.update(
-                authorizer_sk(appid),
-                set_values={
-                    "authorizer_appid": appid,
-                    "status": "active",
-                    "refresh_token": token,
-                    "recovered_at": now,
-                    "authorized_at": int(row.get("auth_time") or now),
-                    "due_pk": due_pk(store.component_appid),
-                    "due_at": now,  # the refresher fetches an access token on its next run
-                    "expires_at": 0,
-                },
-                remove=("needs_reauth_at", "last_error", "failures"),
-                # Missing (a wiped or partly restored table) but not revoked by a later push; dead
-                # (61023) and WeChat now lists another; or revoked before WeChat's authorization time.
-                condition="(attribute_not_exists({refresh_token}) AND "
-                "(attribute_not_exists({status}) OR {status} <> :revoked)) "
-                "OR ({status} = :needs AND {refresh_token} <> :token) "
-                "OR ({status} = :revoked AND {revoked_at} < :auth_time)",
-                condition_values={
-                    ":needs": "needs_reauth",
-                    ":token": token,
-                    ":revoked": "revoked",
-                    ":auth_time": int(row.get("auth_time") or 0),
-                },
-            )
-            restored += int(applied)
+            auth_time = int(row.get("auth_time") or 0)
+            restored += int(store.authorizers.restore(appid, token, auth_time, clock.now()))
         offset += len(rows)
         if not rows or offset >= int(data.get("total_count", 0)):
             break

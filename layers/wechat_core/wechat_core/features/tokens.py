@@ -5,12 +5,12 @@ and a lease (``lease_owner``, ``lease_until``). A caller that finds the token mi
 takes the lease with a conditional write (only if the lease is free and the item is still at
 the version it read); everyone else serves the still-valid token or waits briefly and reads
 the result, so there is at most one upstream call per token lifetime. The new token is
-written only by the lease holder (``lease_owner = me``), in one write with the rotated
-``authorizer_refresh_token``, so an older answer never replaces a newer one. A lease whose
-holder died runs out after ``LEASE_SECONDS`` and is taken over. The holder's own refresh, every
-WeChat call and retry included, must be over ``LEASE_MARGIN_SECONDS`` before its lease ends
-(``wechat_api.deadline``): a holder slower than its lease makes no further WeChat call, so two
-holders never refresh one token side by side.
+written only by the lease holder, in one write with the rotated ``authorizer_refresh_token``,
+so an older answer never replaces a newer one. A lease whose holder died runs out after
+``LEASE_SECONDS`` and is taken over. The holder's own refresh, every WeChat call and retry
+included, must be over ``LEASE_MARGIN_SECONDS`` before its lease ends (``wechat.client.deadline``):
+a holder slower than its lease makes no further WeChat call, so two holders never refresh one
+token side by side. The conditional writes themselves are ``store.tokens``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from wechat_core import clock, component_api, runtime, wechat_api
+from wechat_core import clock, runtime
 from wechat_core.errors import (
     Conflict,
     LeaseExpired,
@@ -37,12 +37,15 @@ from wechat_core.errors import (
     WeChatRefreshTokenInvalid,
     WeChatTicketInvalid,
 )
-from wechat_core.store import Store, authorizer_sk, due_pk
+from wechat_core.store import keys
+from wechat_core.wechat.client import deadline
+
+if TYPE_CHECKING:
+    from wechat_core.store.repositories import Store
 
 logger = Logger(child=True)
 metrics = Metrics()
 
-COMPONENT_TOKEN_SK = "token"  # noqa: S105 - a sort key, not a credential
 REFRESH_BEFORE_SECONDS = 15 * 60  # a token is due this long before it expires
 SERVE_MARGIN_SECONDS = 2 * 60  # never hand out a token with less than this left
 LEASE_SECONDS = 30  # longer than a refresh with all its retries takes
@@ -76,14 +79,14 @@ class Fetched:
 class LeasedToken:
     """The lease protocol, shared by the component token and every authorizer token."""
 
-    sk: str
+    key: str
     query_name = "access_token"
-    in_due_index = False
+    # Authorizer items: in the due index, and leased and written only while active.
+    authorizer = False
     # Seconds a token read from the table may be reused in this process without reading again
     # (never when it is due). WeChat keeps a replaced token valid for 5 minutes, and a refused
     # one is dropped at once (``invalidate``), so a short reuse is safe.
     memo_seconds = 0.0
-    _memo: ClassVar[dict[tuple[str, str, str], tuple[str, float, float]]] = {}
 
     def __init__(self, store: Store | None = None) -> None:
         self.store = store or runtime.store()
@@ -96,14 +99,6 @@ class LeasedToken:
     def fetch(self, item: dict[str, Any]) -> Fetched:
         raise NotImplementedError
 
-    def lease_condition(self) -> tuple[str, dict[str, Any]]:
-        """What must hold of the item, besides a free lease, for a refresh to start."""
-        return "attribute_exists({pk}) OR attribute_not_exists({pk})", {}
-
-    def save_condition(self) -> tuple[str, dict[str, Any]]:
-        """What must hold of the item, besides our lease, for a refreshed token to be stored."""
-        return "attribute_exists({pk}) OR attribute_not_exists({pk})", {}
-
     # --- TokenSource --------------------------------------------------------------------------
 
     def get(self) -> str:
@@ -111,9 +106,9 @@ class LeasedToken:
         remembered = self._remembered()
         if remembered is not None:
             return remembered
-        deadline = time.monotonic() + WAIT_SECONDS
+        give_up_at = time.monotonic() + WAIT_SECONDS
         while True:
-            item = self.check(self.store.get(self.sk))
+            item = self.check(self.store.tokens.read(self.key))
             now = clock.now()
             valid = _is_valid(item, now)
             due = now >= float(item.get("expires_at", 0)) - REFRESH_BEFORE_SECONDS
@@ -123,22 +118,29 @@ class LeasedToken:
                     self._remember(str(item["access_token"]), float(item["expires_at"]))
                 return str(item["access_token"])
             if free:
-                leased = self._take_lease(now, version=item.get("version"))
+                leased = self.store.tokens.take_lease(
+                    self.key,
+                    _owner(),
+                    now,
+                    now + LEASE_SECONDS,
+                    version=item.get("version"),
+                    active_only=self.authorizer,
+                )
                 if leased is not None:
                     return self.refresh_leased(leased)
                 continue  # someone else took it between our read and our write: read again
-            if time.monotonic() > deadline:
+            if time.monotonic() > give_up_at:
                 metrics.add_metric("TokenWaitTimeout", MetricUnit.Count, 1)
                 raise TokenBusy
             time.sleep(random.uniform(0.05, 0.15))  # noqa: S311 - jitter, not security
 
     def _memo_key(self) -> tuple[str, str, str]:
-        return (self.store.table_name, self.store.component_appid, self.sk)
+        return (self.store.table_name, self.store.component_appid, self.key)
 
     def _remembered(self) -> str | None:
         if not self.memo_seconds:
             return None
-        entry = self._memo.get(self._memo_key())
+        entry = runtime.token_memo().get(self._memo_key())
         if entry is None:
             return None
         token, expires_at, read_at = entry
@@ -147,57 +149,25 @@ class LeasedToken:
 
     def _remember(self, token: str, expires_at: float) -> None:
         if self.memo_seconds:
-            self._memo[self._memo_key()] = (token, expires_at, time.monotonic())
-
-    @classmethod
-    def forget_all(cls) -> None:
-        cls._memo.clear()
+            runtime.token_memo()[self._memo_key()] = (token, expires_at, time.monotonic())
 
     def invalidate(self, token: str) -> None:
         """WeChat refused this exact token: expire it, unless a newer one is already stored."""
-        self._memo.pop(self._memo_key(), None)
-        applied, _ = self.store.update(
-            self.sk,
-            set_values={"expires_at": 0},
-            condition="{access_token} = :v",
-            condition_values={":v": token},
-        )
+        runtime.token_memo().pop(self._memo_key(), None)
+        applied = self.store.tokens.invalidate(self.key, token)
         metrics.add_metric("TokenInvalidated", MetricUnit.Count, 1)
-        logger.warning("stored token refused by WeChat", extra={"item": self.sk, "invalidated": applied})
+        logger.warning("stored token refused by WeChat", extra={"item": self.key, "invalidated": applied})
 
-    # --- lease and refresh ---------------------------------------------------------------
-
-    def _take_lease(
-        self,
-        now: float,
-        *,
-        version: Any = None,
-        condition: str | None = None,
-        values: dict[str, Any] | None = None,
-    ) -> dict[str, Any] | None:
-        """Take the lease if it is free and ``condition`` holds (by default: still at ``version``)."""
-        if condition is None:
-            condition = "attribute_not_exists({version})" if version is None else "{version} = :ver"
-            values = {} if version is None else {":ver": version}
-        required, required_values = self.lease_condition()
-        applied, item = self.store.update(
-            self.sk,
-            set_values={"lease_owner": _owner(), "lease_until": now + LEASE_SECONDS},
-            condition=f"({required}) AND (attribute_not_exists({{lease_until}}) OR {{lease_until}} <= :now) "
-            f"AND ({condition})",
-            condition_values={":now": now, **required_values, **(values or {})},
-            return_new=True,
-        )
-        return item if applied else None
+    # --- refresh under the lease --------------------------------------------------------------
 
     def refresh_leased(self, leased: dict[str, Any]) -> str:
         """Fetch a new token while holding the lease and store it; returns the new token."""
         owner = str(leased["lease_owner"])
         try:
-            with wechat_api.deadline(float(leased["lease_until"]) - LEASE_MARGIN_SECONDS):
+            with deadline(float(leased["lease_until"]) - LEASE_MARGIN_SECONDS):
                 fetched = self.fetch(leased)
         except BaseException:
-            self.release(owner)
+            self.store.tokens.release(self.key, owner)
             raise
         now = clock.now()
         expires_at = now + fetched.expires_in
@@ -207,66 +177,44 @@ class LeasedToken:
             "refreshed_at": now,
             **fetched.extra,
         }
-        if self.in_due_index:
-            values |= {
-                "due_pk": due_pk(self.store.component_appid),
-                "due_at": expires_at - REFRESH_BEFORE_SECONDS,
-            }
-        applied = self._save(owner, values)
+        applied = self._save(owner, values, expires_at - REFRESH_BEFORE_SECONDS if self.authorizer else None)
         if applied:
             self._remember(fetched.access_token, expires_at)
         metrics.add_metric("TokenRefreshed", MetricUnit.Count, 1)
         if not applied:
             # Our lease ran out and someone else took over; their write stands.
             metrics.add_metric("TokenLeaseLost", MetricUnit.Count, 1)
-            logger.warning("lease lost before the token was stored", extra={"item": self.sk})
+            logger.warning("lease lost before the token was stored", extra={"item": self.key})
         return fetched.access_token
 
-    def _save(self, owner: str, values: dict[str, Any]) -> bool:
+    def _save(self, owner: str, values: dict[str, Any], due_at: float | None) -> bool:
         # WeChat has already answered: a rotated refresh token exists only in memory now, so a
         # failing write is retried before giving up (the next refresh recovers it otherwise).
-        required, required_values = self.save_condition()
         for attempt in range(3):
             try:
-                applied, _ = self.store.update(
-                    self.sk,
-                    set_values=values,
-                    add={"version": 1},
-                    remove=("lease_owner", "lease_until", "last_error", "failures"),
-                    condition=f"{{lease_owner}} = :owner AND ({required})",
-                    condition_values={":owner": owner, **required_values},
+                return self.store.tokens.save_refreshed(
+                    self.key, owner, values, due_at=due_at, active_only=self.authorizer
                 )
             except Exception:
                 if attempt == 2:
                     metrics.add_metric("TokenSaveFailed", MetricUnit.Count, 1)
-                    logger.exception("could not store a refreshed token", extra={"item": self.sk})
+                    logger.exception("could not store a refreshed token", extra={"item": self.key})
                     raise
-                continue
-            return applied
         return False  # pragma: no cover - the loop returns or raises
-
-    def release(self, owner: str, extra: dict[str, Any] | None = None, remove: tuple[str, ...] = ()) -> None:
-        self.store.update(
-            self.sk,
-            set_values=extra,
-            remove=("lease_owner", "lease_until", *remove),
-            condition="{lease_owner} = :owner",
-            condition_values={":owner": owner},
-        )
 
 
 class ComponentToken(LeasedToken):
-    sk = COMPONENT_TOKEN_SK
+    key = keys.COMPONENT_TOKEN_SK
     query_name = "component_access_token"
     memo_seconds = 30.0  # every authorizer refresh and login needs it: one read per 30 s, not per call
 
     def fetch(self, item: dict[str, Any]) -> Fetched:
-        ticket = self.store.get_ticket()
+        ticket = self.store.tickets.get()
         if ticket is None:
             self.request_ticket_push()
             raise NoTicket
         try:
-            data = component_api.api_component_token(ticket.ticket)
+            data = runtime.component_api().api_component_token(ticket.ticket)
         except WeChatTicketInvalid:
             self.request_ticket_push()
             raise
@@ -275,24 +223,12 @@ class ComponentToken(LeasedToken):
 
     def request_ticket_push(self) -> bool:
         """Ask WeChat to (re)start ticket pushes, at most once per interval across all Lambdas."""
-        now = clock.now()
-        applied, _ = self.store.update(
-            "ticket_push_request",
-            set_values={"requested_at": now},
-            condition="attribute_not_exists({requested_at}) OR {requested_at} < :cutoff",
-            condition_values={":cutoff": now - PUSH_REQUEST_INTERVAL},
-        )
+        applied = self.store.tickets.request_push(clock.now(), PUSH_REQUEST_INTERVAL)
         if applied:
-            component_api.api_start_push_ticket()
+            runtime.component_api().api_start_push_ticket()
             metrics.add_metric("TicketPushRequested", MetricUnit.Count, 1)
             logger.warning("no usable component_verify_ticket; asked WeChat to push one")
         return applied
-
-
-class AsComponentAccessToken(ComponentToken):
-    """The component token under the ``access_token`` query name (wxa and newer APIs)."""
-
-    query_name = "access_token"
 
 
 class AuthorizerUnavailable(Conflict):
@@ -300,32 +236,17 @@ class AuthorizerUnavailable(Conflict):
 
 
 class AuthorizerToken(LeasedToken):
-    in_due_index = True
+    authorizer = True
 
     def __init__(self, authorizer_appid: str, store: Store | None = None) -> None:
         super().__init__(store)
         self.authorizer_appid = authorizer_appid
-        self.sk = authorizer_sk(authorizer_appid)
-
-    def lease_condition(self) -> tuple[str, dict[str, Any]]:
-        return "{status} = :active AND attribute_exists({refresh_token})", {":active": "active"}
-
-    def save_condition(self) -> tuple[str, dict[str, Any]]:
-        # A revocation in the meantime drops the lease anyway; this keeps a revoked item revoked
-        # (no tokens, out of the due index) whatever path a write takes.
-        return "{status} = :active", {":active": "active"}
-
-    def _check_lease(self, owner: str) -> None:
-        """Before a further WeChat call in one refresh: the lease must still be ours (a revocation
-        or a new authorization drops it)."""
-        item = self.store.get(self.sk) or {}
-        if item.get("lease_owner") != owner:
-            metrics.add_metric("TokenLeaseLost", MetricUnit.Count, 1)
-            raise LeaseExpired
+        self.key = keys.authorizer_sk(authorizer_appid)
 
     def take_due_lease(self, horizon: float) -> dict[str, Any] | None:
         """The refresher's lease: only while the item is still due (nobody refreshed it meanwhile)."""
-        return self._take_lease(clock.now(), condition="{due_at} <= :h", values={":h": horizon})
+        now = clock.now()
+        return self.store.tokens.take_due_lease(self.key, _owner(), now, now + LEASE_SECONDS, horizon)
 
     def check(self, item: dict[str, Any] | None) -> dict[str, Any]:
         if item is None:
@@ -339,18 +260,28 @@ class AuthorizerToken(LeasedToken):
             raise AuthorizerUnavailable("authorization not completed")
         return item
 
+    def _check_lease(self, owner: str) -> None:
+        """Before a further WeChat call in one refresh: the lease must still be ours (a revocation
+        or a new authorization drops it)."""
+        item = self.store.tokens.read(self.key) or {}
+        if item.get("lease_owner") != owner:
+            metrics.add_metric("TokenLeaseLost", MetricUnit.Count, 1)
+            raise LeaseExpired
+
     def fetch(self, item: dict[str, Any]) -> Fetched:
         refresh_token = str(item["refresh_token"])
+        owner = str(item["lease_owner"])
         component = ComponentToken(self.store)
+        api = runtime.component_api()
         try:
-            data = component_api.api_authorizer_token(self.authorizer_appid, refresh_token, component)
+            data = api.api_authorizer_token(self.authorizer_appid, refresh_token, component)
         except WeChatQuotaExceeded:
             raise  # refused before anything happened
         except WeChatRefreshTokenInvalid:
-            self._check_lease(str(item["lease_owner"]))
+            self._check_lease(owner)
             recovered = self._recover_refresh_token(component)
             if recovered is None or recovered == refresh_token:
-                self._mark_needs_reauthorization(str(item["lease_owner"]))
+                self._mark_needs_reauthorization(owner)
                 raise
             logger.warning(
                 "refresh token recovered from api_get_authorizer_info", extra={"appid": self.authorizer_appid}
@@ -358,9 +289,9 @@ class AuthorizerToken(LeasedToken):
             metrics.add_metric("RefreshTokenRecovered", MetricUnit.Count, 1)
             refresh_token = recovered
             try:
-                data = component_api.api_authorizer_token(self.authorizer_appid, refresh_token, component)
+                data = api.api_authorizer_token(self.authorizer_appid, refresh_token, component)
             except WeChatRefreshTokenInvalid:
-                self._mark_needs_reauthorization(str(item["lease_owner"]))
+                self._mark_needs_reauthorization(owner)
                 raise
         except LeaseExpired:
             raise  # no further WeChat call for this refresh; the next holder recovers through 61023
@@ -368,7 +299,7 @@ class AuthorizerToken(LeasedToken):
             # WeChat may have rotated the refresh token and the answer was lost on the way (a
             # timeout, a 5xx, a dropped connection): keep the one WeChat holds now, so the
             # table never holds a refresh token WeChat no longer accepts.
-            self._keep_current_refresh_token(component, refresh_token, str(item["lease_owner"]))
+            self._keep_current_refresh_token(component, refresh_token, owner)
             raise
         return Fetched(
             str(data["authorizer_access_token"]),
@@ -381,7 +312,7 @@ class AuthorizerToken(LeasedToken):
     def _recover_refresh_token(self, component: ComponentToken) -> str | None:
         """WeChat's current refresh token for this account, if the authorization still stands."""
         try:
-            info = component_api.api_get_authorizer_info(self.authorizer_appid, component)
+            info = runtime.component_api().api_get_authorizer_info(self.authorizer_appid, component)
         except WeChatNotAuthorized:
             return None
         token = info.get("authorization_info", {}).get("authorizer_refresh_token")
@@ -393,12 +324,7 @@ class AuthorizerToken(LeasedToken):
             current = self._recover_refresh_token(component)
             if current is None or current == stored:
                 return
-            applied, _ = self.store.update(
-                self.sk,
-                set_values={"refresh_token": current},
-                condition="{lease_owner} = :owner AND {refresh_token} = :stored",
-                condition_values={":owner": owner, ":stored": stored},
-            )
+            applied = self.store.tokens.keep_refresh_token(self.key, owner, stored, current)
         except Exception:  # best effort: the next refresh recovers through 61023
             logger.warning("refresh token check after a failed refresh failed", exc_info=True)
             return
@@ -410,22 +336,9 @@ class AuthorizerToken(LeasedToken):
             )
 
     def _mark_needs_reauthorization(self, owner: str) -> None:
-        now = clock.now()
-        self.release(
-            owner,
-            extra={"status": "needs_reauth", "needs_reauth_at": now, "last_error": "61023"},
-            remove=("due_pk", "due_at"),
-        )
+        self.store.tokens.mark_needs_reauth(self.key, owner, clock.now(), "61023")
         metrics.add_metric("AuthorizerNeedsReauthorization", MetricUnit.Count, 1)
         logger.error(
             "authorizer refresh token invalid (61023): the account must authorize again",
             extra={"appid": self.authorizer_appid},
         )
-
-
-def component_token(store: Store | None = None) -> ComponentToken:
-    return ComponentToken(store)
-
-
-def authorizer_token(authorizer_appid: str, store: Store | None = None) -> AuthorizerToken:
-    return AuthorizerToken(authorizer_appid, store)

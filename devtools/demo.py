@@ -6,7 +6,7 @@ then shows what happened: the upstream WeChat API calls the functions made (the 
 has its route (or scheduled function); the others are listed as not available yet.
 
     make local     # in one terminal
-    make demo      # in another
+    make demo      # in another (python -m devtools.demo)
 """
 
 from __future__ import annotations
@@ -22,20 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import requests
 
-import requests  # noqa: E402
-
-from scripts.local_stack import (  # noqa: E402
-    DEFAULT_WORK_DIR,
-    STATE_FILE,
-    StackError,
-    StackInfo,
-    has_route,
-    scheduled_functions,
-)
+from devtools.errors import StackError
+from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
+from devtools.template import has_route, scheduled_functions
 
 TIMEOUT = 60
 

@@ -1,0 +1,7 @@
+"""``python -m devtools``: ``make local`` (devtools.cli)."""
+
+import sys
+
+from devtools.cli import main
+
+sys.exit(main())

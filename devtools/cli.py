@@ -1,0 +1,159 @@
+"""``make local``: start the local stack (devtools.local_stack), print where everything is, follow
+the functions' and the simulator's logs; Ctrl-C (or SIGTERM) stops it all.
+
+    python -m devtools            # what `make local` runs
+    python -m devtools --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import time
+from types import FrameType
+from typing import IO
+
+from devtools.children import Child
+from devtools.errors import StackError
+from devtools.local_stack import LocalStack
+from devtools.project import ROOT, say
+from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
+from devtools.template import api_routes, has_route, scheduled_functions
+
+
+def banner(info: StackInfo, seconds: float) -> str:
+    appid = info.component_appid
+    rel_config = os.path.relpath(info.samconfig, ROOT)
+
+    def route(method: str, path: str) -> str:
+        url = info.api_url + path
+        return url if has_route(method, path) else f"{url}  (not in template.yaml yet)"
+
+    routes = "\n".join(
+        f"    {method:6} {info.url(path)}   -> {name}" for method, path, name, _ in sorted(api_routes())
+    )
+    schedules = ", ".join(scheduled_functions()) or "none yet"
+    return f"""
+================================================================================================
+ Local stack ready in {seconds:.1f}s  (component appid {appid})
+
+ Authorization event URL (callback):  {info.callback_url}
+ Authorization link:                  {route("GET", "/wechat/component/authorize")}
+ Mini Program login:                  {route("POST", "/wechat/miniprogram/{appid}/login")}
+ Every route in template.yaml:
+{routes}
+ Scheduled functions (invoke with sam local invoke): {schedules}
+
+ WeChat simulator:  {info.simulator_url}
+    pushes a ticket now:     curl -X POST {info.simulator_url}/__sim/push/ticket
+    upstream API calls:      {info.simulator_url}/__sim/calls
+    requests it received:    {info.simulator_url}/__sim/requests
+    the platform it plays:   {info.simulator_url}/__sim/platform
+ moto (DynamoDB, Secrets Manager): {info.moto_url}   (dashboard: {info.moto_url}/moto-api/)
+    table {info.table_name}, secret {info.secret_name}
+
+ In another terminal:
+    make demo
+    export "$(scripts/container-engine.sh | tail -n 1)"
+    .venv/bin/sam local invoke CallbackFunction -e events/callback-ticket-push.json --config-file {rel_config}
+
+ Ctrl-C stops everything started here.
+================================================================================================
+"""
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+class _Follower:
+    """Prints what the children write to their logs, prefixed with their names."""
+
+    def __init__(self, children: dict[str, Child]) -> None:
+        self.files: list[tuple[str, IO[str]]] = []
+        for key, child in children.items():
+            if key == "moto":  # one line per AWS call: noise here, kept in its log file
+                continue
+            handle = open(child.log_path, encoding="utf-8", errors="replace")  # noqa: SIM115
+            handle.seek(0, os.SEEK_END)
+            self.files.append((key, handle))
+
+    def pump(self) -> None:
+        for key, handle in self.files:
+            for line in handle.readlines():
+                if '"GET /__sim/' in line:  # someone looking at the simulator (make demo): noise here
+                    continue
+                print(f"{key:>9} | {line.rstrip()}", flush=True)
+
+    def close(self) -> None:
+        for _, handle in self.files:
+            handle.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools",
+        description="Run the service locally (sam local start-api, moto, WeChat simulator).",
+    )
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("LOCAL_API_PORT", "3000")))
+    parser.add_argument("--simulator-port", type=int, default=int(os.environ.get("LOCAL_SIM_PORT", "8790")))
+    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("LOCAL_MOTO_PORT", "5000")))
+    parser.add_argument(
+        "--push-interval",
+        type=float,
+        default=float(os.environ.get("LOCAL_PUSH_INTERVAL", "600")),
+        help="seconds between the simulator's ticket pushes (WeChat: 600)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not follow the logs once ready")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        running = StackInfo.load(DEFAULT_WORK_DIR / STATE_FILE)
+        if running.running():
+            say(f"a local stack already runs here (pid {running.pid}, {running.api_url}); stop it first")
+            return 1
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGHUP, _raise_stop)
+    stack = LocalStack(
+        api_port=args.api_port,
+        simulator_port=args.simulator_port,
+        moto_port=args.moto_port,
+        push_interval=args.push_interval,
+        verbose=True,
+    )
+    code = 0
+    follower: _Follower | None = None
+    try:
+        info = stack.start()
+        print(banner(info, time.monotonic() - started), flush=True)
+        follower = _Follower(stack.children)
+        while True:
+            if not args.quiet:
+                follower.pump()
+            for child in stack.children.values():
+                if child.exited():
+                    raise StackError(f"{child.name} stopped unexpectedly; its log:\n{child.tail()}")
+            time.sleep(0.5)
+    except (KeyboardInterrupt, _Stop):
+        print("", flush=True)
+    except StackError as exc:
+        print(f"local: error: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        # Finish the clean-up even if Ctrl-C is pressed again.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        if follower is not None:
+            follower.pump()
+            follower.close()
+        stack.stop()
+        say("stopped; nothing left running (the container engine service stays up)")
+    return code

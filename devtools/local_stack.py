@@ -1,0 +1,317 @@
+"""The whole service on this machine: the real handlers in Lambda containers behind ``sam local
+start-api``, DynamoDB and Secrets Manager from moto's server, and the WeChat simulator pushing
+tickets to the local authorization-event URL. Nothing talks to anything but this machine.
+
+``LocalStack.start`` does, in order:
+
+1. a container engine and the Lambda python3.12 base image (devtools.engine: scripts/container-engine.sh,
+   scripts/lambda-base-image.sh: Docker or Finch when present, else podman, image built offline);
+2. ``sam build`` of template.yaml into its own build directory;
+3. run-time configuration in its work directory: ``sam-env.json`` (local/env.json plus the table,
+   the AWS endpoints and the WeChat hosts) and ``samconfig.toml``, so any ``sam local`` command can
+   reuse it with ``--config-file .local/samconfig.toml``;
+4. ``sam local start-api --warm-containers EAGER --skip-pull-image``: every route of template.yaml,
+   run through devtools.samcli (SAM CLI with two fixes);
+5. moto's server (devtools.moto_launcher), with the table made from template.yaml and the secret
+   from local/sample-platform.json under the name local/env.json gives (devtools.resources);
+6. the simulator (``python -m wechat_simulator``), wired to the local authorization-event URL.
+
+The Lambda containers reach moto and the simulator through ``host.docker.internal``, mapped with
+``--add-host`` to the container network's gateway on this machine (podman: its bridge, e.g.
+10.88.0.1), so both listen on that address only. With Docker or Finch (no gateway address on this
+machine) they listen on all interfaces; set LOCAL_BIND_HOST to choose.
+
+SAM CLI passes a function only the environment variables the template declares, so the built
+template (in the local build directory, never the one you deploy) also declares, empty, the
+local-only ones (the AWS endpoints, WECHAT_MP_BASE, ...); ``sam-env.json`` gives their values.
+
+``make local`` runs it (devtools.cli); so do the e2e tests (tests/e2e), with their own ports and
+directories. ``StackInfo`` (devtools.stack_info) describes the running stack to its callers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+import yaml
+
+from devtools import samcli
+from devtools.children import Child, text_tail
+from devtools.engine import Engine, ensure_engine, remove_containers_with_env
+from devtools.errors import StackError
+from devtools.ports import can_bind, pick_port, port_open, wait
+from devtools.project import REGION, ROOT, Log, child_environment, local_parameters, sample_platform, say
+from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
+
+# The name the Lambda containers use for this machine (mapped with --add-host).
+FUNCTION_HOST = "host.docker.internal"
+# SAM CLI sets these in every function from its own credentials and region, whatever the template says.
+SAM_PROVIDED = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION"}
+)
+DEFAULT_BUILD_DIR = ROOT / ".aws-sam" / "local" / "build"
+
+
+def declare_local_variables(built_template: Path, names: list[str]) -> list[str]:
+    """Declare (empty) in the built template's Globals the variables local runs set that the template
+    lacks: SAM CLI drops any ``--env-vars`` entry its function does not declare. Returns the names added."""
+    doc = yaml.safe_load(built_template.read_text("utf-8"))
+    function_globals = doc.setdefault("Globals", {}).setdefault("Function", {})
+    variables = function_globals.setdefault("Environment", {}).setdefault("Variables", {})
+    added = [n for n in names if n not in variables and n not in SAM_PROVIDED]
+    for name in added:
+        variables[name] = ""
+    if added:
+        built_template.write_text(yaml.safe_dump(doc, sort_keys=False, width=110), "utf-8")
+    return added
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(str(value))  # a TOML basic string
+
+
+class LocalStack:
+    """moto + the WeChat simulator + ``sam local start-api``, started and stopped together."""
+
+    def __init__(
+        self,
+        *,
+        work_dir: Path = DEFAULT_WORK_DIR,
+        build_dir: Path = DEFAULT_BUILD_DIR,
+        api_port: int = 3000,
+        simulator_port: int = 8790,
+        moto_port: int = 5000,
+        push_interval: float = 600,
+        warm_containers: str = "EAGER",
+        table_name: str = "wechat-component-local",
+        verbose: bool = False,
+        log: Log = say,
+    ) -> None:
+        self.work_dir = work_dir
+        self.build_dir = build_dir
+        self.ports = {"api": api_port, "simulator": simulator_port, "moto": moto_port}
+        self.push_interval = push_interval
+        self.warm_containers = warm_containers
+        self.table_name = table_name
+        self.verbose = verbose
+        self.log = log
+        self.engine: Engine | None = None
+        self.info: StackInfo | None = None
+        self.children: dict[str, Child] = {}
+        self._marker: str | None = None
+        self._state_file = work_dir / STATE_FILE
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> StackInfo:
+        """Start everything; on any failure stop what was started and raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> StackInfo:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        (self.work_dir / "logs").mkdir(exist_ok=True)
+        if samcli.installed_here():
+            samcli.check()  # SAM CLI's fixes fit it, before anything starts
+        self.engine = engine = ensure_engine(self.log, self.verbose)
+        self.build()
+        platform = sample_platform()
+        local = local_parameters()
+        secret_name = local["COMPONENT_SECRET_ID"]
+        if local.get("COMPONENT_APPID", platform["appid"]) != platform["appid"]:
+            raise StackError("local/env.json and local/sample-platform.json name different appids")
+
+        api_port = pick_port(self.ports["api"], self.log, "sam local start-api")
+        moto_port = pick_port(self.ports["moto"], self.log, "moto")
+        sim_port = pick_port(self.ports["simulator"], self.log, "the WeChat simulator")
+        for_functions = f"http://{FUNCTION_HOST}"
+        moto_for_functions = f"{for_functions}:{moto_port}"
+        sim_for_functions = f"{for_functions}:{sim_port}"
+        self._marker = f"AWS_ENDPOINT_URL_DYNAMODB={moto_for_functions}"
+        env_vars = local | {
+            "TABLE_NAME": self.table_name,
+            "COMPONENT_APPID": platform["appid"],
+            "COMPONENT_SECRET_ID": secret_name,
+            "AWS_ENDPOINT_URL_DYNAMODB": moto_for_functions,
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_for_functions,
+            "WECHAT_API_BASE": sim_for_functions,
+            # Only links for a browser on this machine are built on these two hosts.
+            "WECHAT_MP_BASE": f"http://{engine.local_host}:{sim_port}",
+            "WECHAT_OPEN_BASE": f"http://{engine.local_host}:{sim_port}",
+            # Links WeChat sends the browser back to: this machine's start-api. Deployed, the
+            # functions take API Gateway's own domain and stage instead (never the Host header).
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
+        }
+        added = declare_local_variables(self.build_dir / "template.yaml", sorted(env_vars))
+        if added:
+            self.log(f"declared for local runs in the built template: {', '.join(added)}")
+        env_file = self.work_dir / "sam-env.json"
+        env_file.write_text(json.dumps({"Parameters": env_vars}, indent=2) + "\n", "utf-8")
+        samconfig = self._write_samconfig(engine, env_file, platform["appid"], secret_name, api_port)
+
+        info = self.info = StackInfo(
+            api_url=f"http://127.0.0.1:{api_port}",
+            simulator_url=f"http://{engine.local_host}:{sim_port}",
+            moto_url=f"http://{engine.local_host}:{moto_port}",
+            component_appid=platform["appid"],
+            table_name=self.table_name,
+            secret_name=secret_name,
+            docker_host=engine.docker_host,
+            samconfig=str(samconfig),
+            env_file=str(env_file),
+            image_memo=str(self.build_dir.parent / "image-memo.json"),
+            pid=os.getpid(),
+        )
+
+        # start-api first: its warm containers bring up the container network, whose gateway address
+        # moto and the simulator listen on; and the simulator pushes to start-api as soon as it runs.
+        self.log(f"sam local start-api on {info.api_url} (warm containers; log: {self._log_path('sam')})")
+        sam = self._spawn(
+            "sam local start-api",
+            "sam",
+            [*samcli.sam_command(), "local", "start-api", "--config-file", str(samconfig)],
+            samcli.tool_environment(engine.docker_host, info.image_memo, info.moto_url),
+        )
+        wait("sam local start-api", lambda: port_open("127.0.0.1", api_port), 300, sam)
+        wait(f"address {engine.bind_host} on this machine", lambda: can_bind(engine.bind_host, 0), 30, sam)
+
+        self.log(f"moto server (DynamoDB, Secrets Manager) on {info.moto_url}")
+        # moto.server with DynamoDB serialized, as in the tests
+        argv = [sys.executable, "-m", "devtools.moto_launcher", "-H", engine.bind_host, "-p", str(moto_port)]
+        moto = self._spawn("moto server", "moto", argv, child_environment())
+        wait("moto server", lambda: self._answers(info.moto_url + "/moto-api/"), 60, moto)
+        self._create_resources(info, platform)
+        self._warm_up(info, sam)
+
+        self.log(f"WeChat simulator on {info.simulator_url}, pushing to {info.callback_url}")
+        argv = [sys.executable, "-m", "wechat_simulator", "--host", engine.bind_host, "--port", str(sim_port)]
+        argv += ["--platform-json", str(ROOT / "local/sample-platform.json")]
+        argv += ["--callback-url", info.callback_url, "--push-interval", str(self.push_interval)]
+        sim = self._spawn("WeChat simulator", "simulator", argv, child_environment())
+        wait("WeChat simulator", lambda: self._answers(info.simulator_url + "/__sim/platform"), 60, sim)
+
+        info.save(self._state_file)
+        return info
+
+    def stop(self) -> None:
+        """Stop everything this object started, in reverse order. Safe to call more than once."""
+        if self.children:
+            self.log("stopping " + ", ".join(c.name for c in reversed(self.children.values())))
+        for key in ("simulator", "moto", "sam"):
+            child = self.children.pop(key, None)
+            if child is not None:
+                child.stop()
+        if self.engine is not None and self._marker is not None:
+            remove_containers_with_env(self.engine.docker_host, self._marker, self.log)
+            self._marker = None
+        if self.info is not None:
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                if StackInfo.load(self._state_file).pid == self.info.pid:
+                    self._state_file.unlink()
+
+    # --- steps -------------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """``sam build`` of template.yaml into this stack's build directory (cached)."""
+        shown = self.build_dir.relative_to(ROOT) if self.build_dir.is_relative_to(ROOT) else self.build_dir
+        self.log(f"sam build -> {shown}")
+        argv = [samcli.sam_executable(), "build", "--template-file", str(ROOT / "template.yaml")]
+        argv += ["--build-dir", str(self.build_dir), "--cache-dir", str(self.build_dir.parent / "cache")]
+        argv += ["--cached"]
+        proc = subprocess.run(
+            argv,
+            cwd=ROOT,
+            env=samcli.tool_environment(),
+            stdout=None if self.verbose else subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise StackError(f"sam build failed (exit {proc.returncode}):\n{text_tail(proc.stdout or '')}")
+
+    def _write_samconfig(
+        self, engine: Engine, env_file: Path, appid: str, secret_name: str, api_port: int
+    ) -> Path:
+        common: dict[str, object] = {
+            "template_file": str(self.build_dir / "template.yaml"),
+            "env_vars": str(env_file),
+            "parameter_overrides": f"ComponentAppId={appid} ComponentSecretName={secret_name}",
+            "region": REGION,
+            "skip_pull_image": True,
+            "add_host": [f"{FUNCTION_HOST}:{engine.host_gateway}"],
+        }
+        sections = {
+            "local_start_api": common
+            | {"host": "127.0.0.1", "port": api_port, "warm_containers": self.warm_containers},
+            "local_invoke": common,
+            "local_start_lambda": common,
+        }
+        lines = [
+            "# Written by devtools/local_stack.py for the running local stack; regenerated on each start.",
+            "version = 0.1",
+        ]
+        for command, params in sections.items():
+            lines += ["", f"[default.{command}.parameters]"]
+            lines += [f"{key} = {_toml(value)}" for key, value in params.items()]
+        path = self.work_dir / "samconfig.toml"
+        path.write_text("\n".join(lines) + "\n", "utf-8")
+        return path
+
+    def _create_resources(self, info: StackInfo, platform: dict[str, str]) -> None:
+        info.create_table(info.table_name)
+        info.create_secret(info.secret_name, platform)
+        self.log(f"table {info.table_name} (from template.yaml) and secret {info.secret_name} created")
+
+    def _warm_up(self, info: StackInfo, sam: Child) -> None:
+        """First request to the callback, so the simulator's first push meets a warm function: without
+        a signature it reads the secret, answers 400 and stores nothing. (In LAZY mode this also starts
+        the container.) A 5xx means the function cannot reach moto: better to know now."""
+        self.log("warm-up: POST the callback without a signature (answers 400, stores nothing)")
+        try:
+            answer = requests.post(info.callback_url, data=b"", timeout=180)
+        except requests.RequestException as exc:
+            raise StackError(f"warm-up request failed: {exc}; sam log:\n{sam.tail()}") from exc
+        if answer.status_code >= 500:
+            raise StackError(
+                f"warm-up answered {answer.status_code} {answer.text[:200]}; sam log:\n{sam.tail()}"
+            )
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _log_path(self, key: str) -> Path:
+        return self.work_dir / "logs" / f"{key}.log"
+
+    def _spawn(self, name: str, key: str, argv: list[str], env: dict[str, str]) -> Child:
+        child = Child(name, argv, self._log_path(key), env)
+        self.children[key] = child
+        return child
+
+    @staticmethod
+    def _answers(url: str) -> bool:
+        try:
+            return requests.get(url, timeout=1).status_code < 500
+        except requests.RequestException:
+            return False

@@ -1,0 +1,139 @@
+"""The AWS side of a local run, on moto's server: the table made from template.yaml and the secret,
+one way for the tests, the benchmarks and the local stack; and moto's server on a loopback port.
+
+moto's server always runs through ``devtools.moto_launcher`` (DynamoDB serialized, see there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import requests
+
+from devtools import moto_launcher, template
+from devtools.ports import free_port
+from devtools.project import REGION, ROOT
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+# What the service reads from its secret (COMPONENT_SECRET_ID).
+SECRET_KEYS = ("appsecret", "token", "encoding_aes_key")
+
+
+def create_table(dynamodb: DynamoDBClient, name: str) -> None:
+    """A table made from template.yaml's definition, with its time-to-live attribute."""
+    dynamodb.create_table(TableName=name, **template.table_definition())
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": template.ttl_attribute()}
+    )
+
+
+def create_secret(secrets: SecretsManagerClient, name: str, platform: dict[str, str]) -> None:
+    """The service's secret: the platform's appsecret, token and encoding_aes_key (nothing else)."""
+    secrets.create_secret(Name=name, SecretString=json.dumps({k: platform[k] for k in SECRET_KEYS}))
+
+
+@dataclass
+class Resources:
+    table_name: str
+    secret_name: str
+
+    @property
+    def dynamodb(self) -> Any:
+        return boto3.client("dynamodb", region_name=REGION)
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every item in the table (tests only; the service never scans)."""
+        paginator = self.dynamodb.get_paginator("scan")
+        return [i for page in paginator.paginate(TableName=self.table_name) for i in page["Items"]]
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The table's items in a stable order, to assert that nothing changed."""
+        return sorted(self.items(), key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+
+
+def create_resources(secret: dict[str, str]) -> Resources:
+    """A table and a secret of their own (random names), through this process's AWS environment
+    (``aws_environment``)."""
+    suffix = uuid.uuid4().hex[:10]
+    resources = Resources(f"wechat-test-{suffix}", f"wechat-component-{suffix}")
+    create_table(boto3.client("dynamodb", region_name=REGION), resources.table_name)
+    create_secret(boto3.client("secretsmanager", region_name=REGION), resources.secret_name, secret)
+    return resources
+
+
+class MotoServer:
+    """moto's standalone server in its own process, on a loopback port, with DynamoDB serialized
+    (devtools/moto_launcher.py)."""
+
+    def __init__(self, switch_interval: float | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Checked here too: the server's own refusal would go to DEVNULL and read "did not start".
+        moto_launcher.check()
+        argv = [sys.executable, "-m", "devtools.moto_launcher", "-H", "127.0.0.1", "-p", str(self.port)]
+        if switch_interval is not None:
+            argv += ["--switch-interval", str(switch_interval)]
+        self.process = subprocess.Popen(
+            argv,
+            cwd=ROOT,  # where -m finds devtools, whichever directory pytest or the bench ran from
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:  # start-up poll, bounded: the server process is ready when it answers
+            try:
+                if requests.get(f"{self.url}/moto-api/", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("moto server did not start")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def aws_environment(endpoint: str) -> dict[str, str]:
+    """The environment under which boto3 (the service's, the tests') uses moto at ``endpoint``."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "AWS_ENDPOINT_URL_SECRETSMANAGER": endpoint,  # the spelling design.md documents
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint,  # the spelling botocore reads
+    }
+
+
+def apply_environment(values: dict[str, str]) -> dict[str, str | None]:
+    """Set environment variables; return the previous values for restoring."""
+    previous = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    return previous
+
+
+def restore_environment(previous: dict[str, str | None]) -> None:
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

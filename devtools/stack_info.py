@@ -1,0 +1,167 @@
+"""A running local stack as its callers see it (``make demo``, scripts/seed_events.py, the e2e
+tests): its URLs and names, saved in ``.local/stack.json`` by the process that runs it; ``sam local
+invoke`` with its configuration; its table and the simulator's counters."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import boto3
+import requests
+
+from devtools import resources
+from devtools.children import text_tail
+from devtools.errors import StackError
+from devtools.ports import host_port, port_open
+from devtools.project import REGION, ROOT, local_parameters
+from devtools.samcli import sam_command, tool_environment
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+EVENTS_PATH = "/wechat/component/events"
+DEFAULT_WORK_DIR = ROOT / ".local"
+STATE_FILE = "stack.json"
+
+
+@dataclass
+class StackInfo:
+    api_url: str  # sam local start-api
+    simulator_url: str  # the WeChat simulator, from this machine
+    moto_url: str  # moto's server, from this machine
+    component_appid: str
+    table_name: str
+    secret_name: str
+    docker_host: str
+    samconfig: str  # --config-file for any `sam local` command against this stack
+    env_file: str  # its --env-vars
+    image_memo: str  # see devtools.samcli._reuse_layer_images
+    pid: int  # the process that runs the stack
+
+    @property
+    def callback_url(self) -> str:
+        """The authorization-event URL (授权事件接收URL)."""
+        return self.api_url + EVENTS_PATH
+
+    def url(self, path: str, **params: str) -> str:
+        for name, value in params.items():
+            path = path.replace("{" + name + "}", quote(value, safe=""))
+        return self.api_url + path
+
+    # --- persistence (for make demo and scripts/seed_events.py) ----------------------------------
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", "utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> StackInfo:
+        data = json.loads(path.read_text("utf-8"))
+        return cls(**data)
+
+    def running(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return port_open(*host_port(self.api_url))
+
+    # --- SAM CLI ---------------------------------------------------------------------------------
+
+    def invoke(
+        self, function: str, event: Path | dict[str, Any], *, table_name: str | None = None
+    ) -> dict[str, Any]:
+        """``sam local invoke`` a function with this stack's configuration; return its answer.
+        ``table_name``: use that table instead of the stack's (see ``create_table``)."""
+        argv = [*sam_command(), "local", "invoke", function, "--config-file", self.samconfig]
+        with tempfile.TemporaryDirectory(prefix="sam-invoke-") as tmp:
+            if isinstance(event, dict):
+                event_path = Path(tmp) / "event.json"
+                event_path.write_text(json.dumps(event), "utf-8")
+                event = event_path
+            argv += ["--event", str(event)]
+            if table_name is not None:
+                env_vars = json.loads(Path(self.env_file).read_text("utf-8"))
+                env_vars["Parameters"]["TABLE_NAME"] = table_name
+                env_path = Path(tmp) / "env.json"
+                env_path.write_text(json.dumps(env_vars), "utf-8")
+                argv += ["--env-vars", str(env_path)]
+            proc = subprocess.run(
+                argv,
+                cwd=ROOT,
+                env=tool_environment(self.docker_host, self.image_memo, self.moto_url),
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise StackError(f"sam local invoke {function} failed:\n{text_tail(proc.stderr)}")
+        for line in reversed(proc.stdout.strip().splitlines()):
+            with contextlib.suppress(ValueError):
+                answer = json.loads(line)
+                if isinstance(answer, dict):
+                    return answer
+        raise StackError(f"sam local invoke {function} gave no JSON answer:\n{proc.stdout}\n{proc.stderr}")
+
+    # --- the table and the secret, through moto --------------------------------------------------
+
+    def dynamodb(self) -> DynamoDBClient:
+        local = local_parameters()
+        return boto3.client(
+            "dynamodb",
+            endpoint_url=self.moto_url,
+            region_name=REGION,
+            aws_access_key_id=local.get("AWS_ACCESS_KEY_ID", "local"),
+            aws_secret_access_key=local.get("AWS_SECRET_ACCESS_KEY", "local"),
+        )
+
+    def secretsmanager(self) -> SecretsManagerClient:
+        local = local_parameters()
+        return boto3.client(
+            "secretsmanager",
+            endpoint_url=self.moto_url,
+            region_name=REGION,
+            aws_access_key_id=local.get("AWS_ACCESS_KEY_ID", "local"),
+            aws_secret_access_key=local.get("AWS_SECRET_ACCESS_KEY", "local"),
+        )
+
+    def create_table(self, name: str) -> None:
+        """A table made from template.yaml's definition (devtools.resources)."""
+        resources.create_table(self.dynamodb(), name)
+
+    def create_secret(self, name: str, platform: dict[str, str]) -> None:
+        resources.create_secret(self.secretsmanager(), name, platform)
+
+    def items(self, table_name: str | None = None) -> list[dict[str, Any]]:
+        """Every item in the table, in a stable order (local runs and tests only)."""
+        pages = self.dynamodb().get_paginator("scan").paginate(TableName=table_name or self.table_name)
+        items = [dict(i) for page in pages for i in page["Items"]]
+        return sorted(items, key=lambda i: (str(i["pk"].get("S")), str(i["sk"].get("S"))))
+
+    def stored_ticket(self) -> dict[str, Any] | None:
+        item = (
+            self.dynamodb()
+            .get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"component#{self.component_appid}"}, "sk": {"S": "ticket"}},
+            )
+            .get("Item")
+        )
+        return dict(item) if item else None
+
+    def simulator_calls(self) -> dict[str, int]:
+        """Upstream WeChat API calls the functions made, by API name."""
+        answer = requests.get(self.simulator_url + "/__sim/calls", timeout=10)
+        answer.raise_for_status()
+        return {str(k): int(v) for k, v in answer.json().items()}

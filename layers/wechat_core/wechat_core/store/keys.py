@@ -1,0 +1,63 @@
+"""Every key of the table, in one place (``pk`` / ``sk``, both strings).
+
+- per platform, pk ``component#<component appid>``:
+  - ``ticket``: the newest component_verify_ticket (by CreateTime);
+  - ``token``: the component_access_token (version, lease, expiry);
+  - ``ticket_push_request``: when api_start_push_ticket was last asked for;
+  - ``authorizer#<appid>``: an authorization (refresh and access token, version, lease, due index);
+  - ``event#<appid>#<CreateTime>#<InfoType>``: the audit trail of authorization pushes (TTL);
+  - ``state#<state>``, ``authcode#<hash of the code>``, ``session#<hash of the session token>``:
+    short-lived items under the ``expiration`` TTL;
+- idempotency records: pk ``idempotency#<name>``, sk the delivery's hash (Powertools).
+
+Items whose token must be refreshed carry ``due_pk`` = ``due#<component appid>`` and ``due_at``;
+the sparse ``due`` index (KEYS_ONLY) lists them by due time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+TTL_ATTRIBUTE = "expiration"
+DUE_INDEX = "due"
+TICKET_SK = "ticket"
+COMPONENT_TOKEN_SK = "token"  # noqa: S105 - a sort key, not a credential
+TICKET_PUSH_REQUEST_SK = "ticket_push_request"
+AUTHORIZER_PREFIX = "authorizer#"
+
+
+def component_pk(component_appid: str) -> str:
+    return f"component#{component_appid}"
+
+
+def due_pk(component_appid: str) -> str:
+    return f"due#{component_appid}"
+
+
+def idempotency_pk(name: str) -> str:
+    return f"idempotency#{name}"
+
+
+def authorizer_sk(authorizer_appid: str) -> str:
+    return f"{AUTHORIZER_PREFIX}{authorizer_appid}"
+
+
+def authorizer_appid_of(sk: str) -> str:
+    return sk.removeprefix(AUTHORIZER_PREFIX)
+
+
+def event_sk(authorizer_appid: str, create_time: int, info_type: str) -> str:
+    return f"event#{authorizer_appid}#{create_time:012d}#{info_type}"
+
+
+def state_sk(state: str) -> str:
+    return f"state#{state}"
+
+
+def code_sk(code_hash: str) -> str:
+    return f"authcode#{code_hash}"
+
+
+def session_sk(session_token: str) -> str:
+    # A hash, so a table dump reveals no usable session token.
+    return "session#" + hashlib.sha256(session_token.encode()).hexdigest()
