@@ -43,7 +43,7 @@ os.environ.update(
 
 import requests
 from boto3.dynamodb.types import TypeSerializer
-from wechat_core import aws, clock, runtime
+from wechat_core import clock, runtime
 from wechat_core.features import refresher
 from wechat_core.features.tokens import REFRESH_BEFORE_SECONDS
 from wechat_core.store.keys import authorizer_sk, component_pk, due_pk
@@ -135,7 +135,7 @@ class DynamoDBMeter:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def attach(self) -> None:
-        events = aws.dynamodb().meta.events
+        events = runtime.dynamodb().meta.events
         events.register("provide-client-params.dynamodb", self._before)
         events.register("after-call.dynamodb", self._after)
 

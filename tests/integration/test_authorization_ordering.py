@@ -15,7 +15,6 @@ from wechat_core import clock, runtime
 from wechat_core.errors import LeaseExpired
 from wechat_core.features import onboarding
 from wechat_core.features.tokens import AuthorizerToken
-from wechat_core.protocol.messages import build_xml
 from wechat_core.store import keys
 from wechat_simulator import Platform, Simulator
 
@@ -24,34 +23,9 @@ from devtools.resources import Resources
 from tests.conftest import FixedClock
 from tests.support.flows import accepted_refresh_tokens, add_fault, authorize, authorizer, calls, give_ticket
 from tests.support.gateway import Gateway
-from tests.support.pushes import invoke_callback, signed_push
+from tests.support.pushes import authorized_plaintext, invoke_callback, signed_push, unauthorized_plaintext
 
 pytestmark = pytest.mark.integration
-
-
-def authorized_push(platform: Platform, appid: str, code: str, create_time: int) -> str:
-    return build_xml(
-        {
-            "AppId": platform.appid,
-            "CreateTime": create_time,
-            "InfoType": "authorized",
-            "AuthorizerAppid": appid,
-            "AuthorizationCode": code,
-            "AuthorizationCodeExpiredTime": create_time + 3600,
-            "PreAuthCode": "preauthcode@@@x",
-        }
-    )
-
-
-def unauthorized_push(platform: Platform, appid: str, create_time: int) -> str:
-    return build_xml(
-        {
-            "AppId": platform.appid,
-            "CreateTime": create_time,
-            "InfoType": "unauthorized",
-            "AuthorizerAppid": appid,
-        }
-    )
 
 
 def deliver(simulator: Simulator, plaintext: str) -> None:
@@ -72,9 +46,9 @@ def test_unauthorized_in_the_same_second_as_authorized_revokes(
     appid = str(simulator.add_account("official_account")["appid"])
     now = int(fixed_clock.value)
     fixed_clock.value = now  # the exchange starts in the push's second too
-    deliver(simulator, authorized_push(platform, appid, simulator.query_auth_code(appid), now))
+    deliver(simulator, authorized_plaintext(platform, appid, simulator.query_auth_code(appid), now))
     assert authorizer(appid)["status"] == "active"
-    deliver(simulator, unauthorized_push(platform, appid, now))
+    deliver(simulator, unauthorized_plaintext(platform, appid, now))
     item = authorizer(appid)
     assert item["status"] == "revoked"
     assert "refresh_token" not in item
@@ -85,9 +59,9 @@ def test_authorized_in_the_same_second_as_unauthorized_does_not_reactivate(
 ) -> None:
     appid = authorize(simulator)
     now = int(time.time()) + 5  # after the activation above
-    deliver(simulator, unauthorized_push(platform, appid, now))
+    deliver(simulator, unauthorized_plaintext(platform, appid, now))
     before = calls(simulator, "api_query_auth")
-    deliver(simulator, authorized_push(platform, appid, simulator.query_auth_code(appid), now))
+    deliver(simulator, authorized_plaintext(platform, appid, simulator.query_auth_code(appid), now))
     assert authorizer(appid)["status"] == "revoked"
     assert calls(simulator, "api_query_auth") == before  # refused as not newer: no exchange
 
@@ -101,7 +75,7 @@ def test_late_older_unauthorized_does_not_revoke_a_reauthorization_finished_at_t
     start = int(fixed_clock.value)
     appid = authorize(simulator)
     fixed_clock.advance(20)
-    deliver(simulator, unauthorized_push(platform, appid, start + 10))
+    deliver(simulator, unauthorized_plaintext(platform, appid, start + 10))
     assert authorizer(appid)["status"] == "revoked"
     # Authorized again through a link; the redirect finishes it (no push seen yet).
     fixed_clock.advance(20)
@@ -112,14 +86,14 @@ def test_late_older_unauthorized_does_not_revoke_a_reauthorization_finished_at_t
     assert active["activated_at"] == start + 40
     # WeChat re-sends revocations it got no answer for: older than the re-authorization.
     for late in (start + 10, start + 39):
-        deliver(simulator, unauthorized_push(platform, appid, late))
+        deliver(simulator, unauthorized_plaintext(platform, appid, late))
     item = authorizer(appid)
     assert item["status"] == "active"
     assert item["refresh_token"] == active["refresh_token"]
     assert item["refresh_token"] in accepted_refresh_tokens(simulator, appid)
     assert "due_at" in item
     # One in the very second of the re-authorization revokes (fail closed).
-    deliver(simulator, unauthorized_push(platform, appid, start + 40))
+    deliver(simulator, unauthorized_plaintext(platform, appid, start + 40))
     assert authorizer(appid)["status"] == "revoked"
 
 
@@ -128,10 +102,10 @@ def test_authorized_push_older_than_the_last_event_is_not_exchanged(
 ) -> None:
     appid = authorize(simulator)
     revoked_at = int(time.time()) + 5
-    deliver(simulator, unauthorized_push(platform, appid, revoked_at))
+    deliver(simulator, unauthorized_plaintext(platform, appid, revoked_at))
     before = calls(simulator, "api_query_auth")
     stale_code = simulator.query_auth_code(appid)  # a code WeChat would still take
-    deliver(simulator, authorized_push(platform, appid, stale_code, revoked_at - 30))
+    deliver(simulator, authorized_plaintext(platform, appid, stale_code, revoked_at - 30))
     assert calls(simulator, "api_query_auth") == before
     item = authorizer(appid)
     assert item["status"] == "revoked"
@@ -142,7 +116,7 @@ def test_redelivered_authorized_push_whose_exchange_failed_is_exchanged(
     ticket: None, simulator: Simulator, platform: Platform
 ) -> None:
     appid = str(simulator.add_account("official_account")["appid"])
-    push = authorized_push(platform, appid, simulator.query_auth_code(appid), int(time.time()))
+    push = authorized_plaintext(platform, appid, simulator.query_auth_code(appid), int(time.time()))
     add_fault(simulator, api="api_query_auth", http_status=503, times=3)
     query, body = signed_push(simulator, push)
     status, _ = invoke_callback(query, body)
@@ -166,7 +140,7 @@ def test_refresh_in_flight_during_a_revocation_stores_nothing(
 
     def revoked_while_waiting_for_wechat(item: dict[str, Any]) -> Any:
         answer = real_fetch(item)
-        deliver(simulator, unauthorized_push(platform, appid, int(time.time()) + 5))
+        deliver(simulator, unauthorized_plaintext(platform, appid, int(time.time()) + 5))
         return answer
 
     token.fetch = revoked_while_waiting_for_wechat  # type: ignore[method-assign]
@@ -184,7 +158,7 @@ def test_61023_answered_after_a_revocation_is_no_false_alarm(
     token = AuthorizerToken(appid)
     leased = token.take_due_lease(clock.now() + 7200)
     assert leased is not None
-    deliver(simulator, unauthorized_push(platform, appid, int(time.time()) + 5))
+    deliver(simulator, unauthorized_plaintext(platform, appid, int(time.time()) + 5))
     simulator.revoke(appid, push=False)  # WeChat now refuses the refresh token: 61023
     info_calls = calls(simulator, "api_get_authorizer_info")
     with pytest.raises(LeaseExpired):  # the revocation took the lease: no recovery call follows
@@ -302,7 +276,7 @@ def test_push_naming_another_appid_stores_what_wechat_answered(
     real = str(simulator.add_account("official_account")["appid"])
     named = str(simulator.add_account("official_account")["appid"])
     code = simulator.query_auth_code(real)
-    deliver(simulator, authorized_push(platform, named, code, int(time.time())))
+    deliver(simulator, authorized_plaintext(platform, named, code, int(time.time())))
     item = authorizer(real)
     assert item["status"] == "active"
     assert item["refresh_token"] in accepted_refresh_tokens(simulator, real)
@@ -315,7 +289,7 @@ def test_a_failed_exchange_leaves_no_plaintext_code(
 ) -> None:
     appid = str(simulator.add_account("official_account")["appid"])
     code = "queryauthcode@@@never-issued"
-    deliver(simulator, authorized_push(platform, appid, code, int(time.time())))
+    deliver(simulator, authorized_plaintext(platform, appid, code, int(time.time())))
     assert authorizer(appid)["status"] == "pending"
     assert not any(code in str(i) for i in service.items())
 

@@ -42,6 +42,21 @@ def make_due(appid: str, *, expires_in: float = 60) -> None:
     )
 
 
+def rotate_elsewhere(sim: Simulator, appid: str, refresh_token: str) -> None:
+    """Another system (a peer library, an old deployment) refreshes the account's token with
+    ``refresh_token``, and WeChat rotates it: the one in our table is then refused (61023)."""
+    requests.post(
+        f"{sim.url}/cgi-bin/component/api_authorizer_token",
+        params={"component_access_token": ComponentToken().get()},
+        json={
+            "component_appid": sim.state.platform.appid,
+            "authorizer_appid": appid,
+            "authorizer_refresh_token": refresh_token,
+        },
+        timeout=5,
+    ).raise_for_status()
+
+
 def accepted_access_tokens(sim: Simulator, appid: str) -> set[str]:
     return {str(t["value"]) for t in sim.account(appid)["access_tokens"]}
 
@@ -189,16 +204,7 @@ def test_61023_with_a_refresh_token_rotated_elsewhere_recovers(appid: str, simul
     has the authorization, so its current refresh token is taken from api_get_authorizer_info."""
     simulator.set_rotation(appid, enabled=True, grace_seconds=0)
     old = authorizer(appid)["refresh_token"]
-    requests.post(
-        f"{simulator.url}/cgi-bin/component/api_authorizer_token",
-        params={"component_access_token": ComponentToken().get()},
-        json={
-            "component_appid": simulator.state.platform.appid,
-            "authorizer_appid": appid,
-            "authorizer_refresh_token": old,
-        },
-        timeout=5,
-    ).raise_for_status()
+    rotate_elsewhere(simulator, appid, old)
     assert old not in accepted_refresh_tokens(simulator, appid)
     make_due(appid)
     value = AuthorizerToken(appid).get()
@@ -214,16 +220,7 @@ def test_holder_whose_lease_ran_out_mid_refresh_makes_no_further_call(
     the holder's lease is over by then: it must not go on to api_get_authorizer_info and a second
     api_authorizer_token, since another caller may have taken over; that caller does the work."""
     simulator.set_rotation(appid, enabled=True, grace_seconds=0)
-    requests.post(
-        f"{simulator.url}/cgi-bin/component/api_authorizer_token",
-        params={"component_access_token": ComponentToken().get()},
-        json={
-            "component_appid": simulator.state.platform.appid,
-            "authorizer_appid": appid,
-            "authorizer_refresh_token": authorizer(appid)["refresh_token"],
-        },
-        timeout=5,
-    ).raise_for_status()
+    rotate_elsewhere(simulator, appid, authorizer(appid)["refresh_token"])
     make_due(appid)
     before = {api: calls(simulator, api) for api in ("api_authorizer_token", "api_get_authorizer_info")}
 

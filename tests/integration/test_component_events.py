@@ -16,7 +16,15 @@ from wechat_simulator import Platform, Simulator
 from devtools.resources import Resources
 from tests.conftest import LogCapture
 from tests.support.gateway import Gateway
-from tests.support.pushes import EVENTS_PATH, invoke_callback, resign, signed_push, ticket_plaintext
+from tests.support.pushes import (
+    EVENTS_PATH,
+    authorized_plaintext,
+    invoke_callback,
+    resign,
+    signed_push,
+    ticket_plaintext,
+    unauthorized_plaintext,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -145,39 +153,20 @@ def test_authorization_events_are_recorded_and_late_unauthorized_ignored(
     appid = simulator.add_account("official_account")["appid"]
     code = simulator.query_auth_code(appid)
     now = int(time.time())
-    authorized = build_xml(
-        {
-            "AppId": platform.appid,
-            "CreateTime": now,
-            "InfoType": "authorized",
-            "AuthorizerAppid": appid,
-            "AuthorizationCode": code,
-            "AuthorizationCodeExpiredTime": now + 3600,
-            "PreAuthCode": "preauthcode@@@x",
-        }
-    )
+    authorized = authorized_plaintext(platform, appid, code, now)
     assert invoke_callback(*signed_push(simulator, authorized)) == (200, "success")
     item = authorizer_item(service, platform.appid, appid)
     assert item is not None
     assert (item["status"]["S"], item["last_event"]["S"]) == ("active", "authorized")
     assert item["refresh_token"]["S"] == simulator.account(appid)["refresh_tokens"][-1]["value"]
 
-    late = build_xml(
-        {
-            "AppId": platform.appid,
-            "CreateTime": now - 60,
-            "InfoType": "unauthorized",
-            "AuthorizerAppid": appid,
-        }
-    )
+    late = unauthorized_plaintext(platform, appid, now - 60)
     assert invoke_callback(*signed_push(simulator, late)) == (200, "success")
     item = authorizer_item(service, platform.appid, appid)
     assert item is not None
     assert item["status"]["S"] == "active"
 
-    revoke = build_xml(
-        {"AppId": platform.appid, "CreateTime": now + 1, "InfoType": "unauthorized", "AuthorizerAppid": appid}
-    )
+    revoke = unauthorized_plaintext(platform, appid, now + 1)
     assert invoke_callback(*signed_push(simulator, revoke)) == (200, "success")
     item = authorizer_item(service, platform.appid, appid)
     assert item is not None

@@ -120,15 +120,21 @@ def test_lease_holder_killed_mid_refresh_is_taken_over(
     assert "lease_owner" not in stored(service)
 
 
-def test_older_answer_never_replaces_newer(
-    ticket: str, simulator: Simulator, service: Resources, fixed_clock: FixedClock
-) -> None:
+def slow_holder() -> tuple[tokens.ComponentToken, dict[str, Any]]:
+    """A caller that has taken the lease on the (missing) component token and not refreshed yet."""
     slow = tokens.ComponentToken()
     now = clock.now()
     leased = slow.store.tokens.take_lease(
         slow.key, "slow-holder", now, now + tokens.LEASE_SECONDS, version=None, active_only=False
     )
     assert leased is not None
+    return slow, leased
+
+
+def test_older_answer_never_replaces_newer(
+    ticket: str, simulator: Simulator, service: Resources, fixed_clock: FixedClock
+) -> None:
+    slow, leased = slow_holder()
     real_fetch = slow.fetch
     taken_over: list[str] = []
 
@@ -151,12 +157,7 @@ def test_older_answer_never_replaces_newer(
 def test_holder_past_its_lease_makes_no_wechat_call(
     ticket: str, simulator: Simulator, service: Resources, fixed_clock: FixedClock
 ) -> None:
-    slow = tokens.ComponentToken()
-    now = clock.now()
-    leased = slow.store.tokens.take_lease(
-        slow.key, "slow-holder", now, now + tokens.LEASE_SECONDS, version=None, active_only=False
-    )
-    assert leased is not None
+    slow, leased = slow_holder()
     # The holder was held up (before its call) until its lease is nearly over: it must not call
     # WeChat now, since another caller may take over any moment and call too.
     fixed_clock.advance(tokens.LEASE_SECONDS - tokens.LEASE_MARGIN_SECONDS + 0.1)

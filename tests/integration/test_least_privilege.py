@@ -18,7 +18,6 @@ import pytest
 import requests
 from wechat_core import clock, runtime
 from wechat_core.features import tokens
-from wechat_core.protocol.messages import build_xml
 from wechat_core.store import keys
 from wechat_simulator import Platform, Simulator
 
@@ -28,7 +27,7 @@ from tests.support import iam
 from tests.support.flows import add_fault, authorize, authorizer, give_ticket
 from tests.support.gateway import Gateway
 from tests.support.lambdas import LambdaContext, load_function
-from tests.support.pushes import invoke_callback, signed_push, ticket_plaintext
+from tests.support.pushes import authorized_plaintext, invoke_callback, signed_push, ticket_plaintext
 
 pytestmark = pytest.mark.integration
 
@@ -60,21 +59,6 @@ def make_due(appid: str) -> None:
     )
 
 
-def authorized_push(platform: Platform, appid: str, code: str) -> str:
-    now = int(time.time())
-    return build_xml(
-        {
-            "AppId": platform.appid,
-            "CreateTime": now,
-            "InfoType": "authorized",
-            "AuthorizerAppid": appid,
-            "AuthorizationCode": code,
-            "AuthorizationCodeExpiredTime": now + 3600,
-            "PreAuthCode": "preauthcode@@@least-privilege",
-        }
-    )
-
-
 def callback(simulator: Simulator, platform: Platform) -> list[iam.Call]:
     step = Run("CallbackFunction")
     ticket = simulator.state.new_ticket()
@@ -83,7 +67,9 @@ def callback(simulator: Simulator, platform: Platform) -> list[iam.Call]:
         "success",
     )
     appid = str(simulator.add_account("official_account")["appid"])
-    push = signed_push(simulator, authorized_push(platform, appid, simulator.query_auth_code(appid)))
+    push = signed_push(
+        simulator, authorized_plaintext(platform, appid, simulator.query_auth_code(appid), int(time.time()))
+    )
     # WeChat cannot be reached for the exchange: the push fails, its idempotency record is deleted ...
     add_fault(simulator, api="api_query_auth", http_status=500, times=10)
     status, _ = invoke_callback(*push)

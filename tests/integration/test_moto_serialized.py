@@ -1,4 +1,4 @@
-"""moto's server, started through tests/support/moto_launcher.py, lets one conditional write win.
+"""moto's server, started through devtools/moto_launcher.py, lets one conditional write win.
 
 Over HTTP, many processes race for the same item, round after round; in process, two threads are
 held inside the condition check together, which only the launcher's lock prevents.

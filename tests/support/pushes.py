@@ -27,6 +27,32 @@ def ticket_plaintext(platform: Platform, ticket: str, create_time: int) -> str:
     )
 
 
+def authorized_plaintext(platform: Platform, appid: str, code: str, create_time: int) -> str:
+    """An ``authorized`` push as WeChat sends it when an account approves."""
+    return build_xml(
+        {
+            "AppId": platform.appid,
+            "CreateTime": create_time,
+            "InfoType": "authorized",
+            "AuthorizerAppid": appid,
+            "AuthorizationCode": code,
+            "AuthorizationCodeExpiredTime": create_time + 3600,
+            "PreAuthCode": "preauthcode@@@x",
+        }
+    )
+
+
+def unauthorized_plaintext(platform: Platform, appid: str, create_time: int) -> str:
+    return build_xml(
+        {
+            "AppId": platform.appid,
+            "CreateTime": create_time,
+            "InfoType": "unauthorized",
+            "AuthorizerAppid": appid,
+        }
+    )
+
+
 def signed_push(sim: Simulator, plaintext: str, timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
     """(query, body) of a correctly signed push, as WeChat would send it."""
     encrypt, body = envelope(sim.state, plaintext)

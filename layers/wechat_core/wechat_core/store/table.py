@@ -43,6 +43,15 @@ class _Expression:
         self.values.update({k: wire(v) for k, v in built.attribute_value_placeholders.items()})
         return str(built.condition_expression)
 
+    def conditional(self, condition: ConditionBase | None) -> dict[str, Any]:
+        """A write's condition, answering with the item that failed it."""
+        if condition is None:
+            return {}
+        return {
+            "ConditionExpression": self.condition(condition),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
     def name(self, attribute: str) -> str:
         alias = f"#u{len(self.names)}"
         self.names[alias] = attribute
@@ -108,10 +117,7 @@ class Table:
         self, sk: str, attributes: Mapping[str, Any], *, condition: ConditionBase | None = None
     ) -> Written:
         expression = _Expression()
-        arguments: dict[str, Any] = {}
-        if condition is not None:
-            arguments["ConditionExpression"] = expression.condition(condition)
-            arguments["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        arguments = expression.conditional(condition)
         item = {"pk": self.pk, "sk": sk, **attributes}
         try:
             self.client.put_item(
@@ -134,10 +140,7 @@ class Table:
     ) -> Written:
         """``set_values`` are written, ``set_if_missing`` only where the attribute has no value yet."""
         expression = _Expression()
-        arguments: dict[str, Any] = {}
-        if condition is not None:
-            arguments["ConditionExpression"] = expression.condition(condition)
-            arguments["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        arguments = expression.conditional(condition)
         update = expression.update(set_values, remove, add, set_if_missing)
         try:
             response = self.client.update_item(
