@@ -116,25 +116,23 @@ class StackInfo:
 
     # --- the table and the secret, through moto --------------------------------------------------
 
-    def dynamodb(self) -> DynamoDBClient:
+    def _moto_client(self, service: str) -> Any:
         local = local_parameters()
         return boto3.client(
-            "dynamodb",
+            service,  # type: ignore[call-overload]
             endpoint_url=self.moto_url,
             region_name=REGION,
             aws_access_key_id=local.get("AWS_ACCESS_KEY_ID", "local"),
             aws_secret_access_key=local.get("AWS_SECRET_ACCESS_KEY", "local"),
         )
 
+    def dynamodb(self) -> DynamoDBClient:
+        client: DynamoDBClient = self._moto_client("dynamodb")
+        return client
+
     def secretsmanager(self) -> SecretsManagerClient:
-        local = local_parameters()
-        return boto3.client(
-            "secretsmanager",
-            endpoint_url=self.moto_url,
-            region_name=REGION,
-            aws_access_key_id=local.get("AWS_ACCESS_KEY_ID", "local"),
-            aws_secret_access_key=local.get("AWS_SECRET_ACCESS_KEY", "local"),
-        )
+        client: SecretsManagerClient = self._moto_client("secretsmanager")
+        return client
 
     def create_table(self, name: str) -> None:
         """A table made from template.yaml's definition (devtools.resources)."""
