@@ -429,6 +429,33 @@ def test_token_service_hands_out_the_current_token_and_refreshes_when_due(
     assert calls(simulator, "api_authorizer_token") == 1
 
 
+def test_token_service_reads_the_table_once_per_call(appid: str, gateway: Gateway) -> None:
+    """A valid token and its expiry come from one GetItem; nothing else is read or written."""
+    requests.get(f"{gateway.url}/wechat/authorizers/{appid}/token", timeout=10).raise_for_status()
+    made: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        made.append(str(model.name))
+
+    per_call: list[list[str]] = []
+    answers: list[dict[str, Any]] = []
+    events = runtime.dynamodb().meta.events
+    events.register("after-call.dynamodb", count)
+    try:
+        for _ in range(3):
+            made.clear()
+            answer = requests.get(f"{gateway.url}/wechat/authorizers/{appid}/token", timeout=10)
+            per_call.append(list(made))
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json())
+    finally:
+        events.unregister("after-call.dynamodb", count)
+    assert per_call == [["GetItem"]] * 3
+    stored = authorizer(appid)
+    assert all(a["authorizer_access_token"] == stored["access_token"] for a in answers)
+    assert all(a["expires_at"] == int(stored["expires_at"]) for a in answers)
+
+
 def test_token_service_lists_and_recovers(service: Resources, simulator: Simulator, gateway: Gateway) -> None:
     give_ticket(simulator)
     appids = sorted(authorize(simulator) for _ in range(3))

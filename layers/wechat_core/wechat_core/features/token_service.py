@@ -37,10 +37,9 @@ def component_access_token() -> dict[str, Any]:
 
 
 def _current(token: LeasedToken) -> tuple[str, dict[str, int]]:
-    """A valid token (refreshed through the lease when due) and its expiry."""
-    value = token.get()
-    item = token.store.tokens.read(token.key) or {}
-    expires_at = int(item.get("expires_at", 0)) if item.get("access_token") == value else 0
+    """A valid token (refreshed through the lease when due) and its expiry, from one read."""
+    value, expires = token.current()
+    expires_at = int(expires)
     return value, {"expires_at": expires_at, "expires_in": max(0, expires_at - int(clock.now()))}
 
 

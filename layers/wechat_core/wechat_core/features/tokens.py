@@ -103,6 +103,10 @@ class LeasedToken:
 
     def get(self) -> str:
         """A valid token, refreshing it through the lease when it is missing or due."""
+        return self.current()[0]
+
+    def current(self) -> tuple[str, float]:
+        """A valid token and when it expires: one read of the table (none while remembered)."""
         remembered = self._remembered()
         if remembered is not None:
             return remembered
@@ -116,7 +120,7 @@ class LeasedToken:
             if valid and (not due or not free):
                 if not due:
                     self._remember(str(item["access_token"]), float(item["expires_at"]))
-                return str(item["access_token"])
+                return str(item["access_token"]), float(item["expires_at"])
             if free:
                 leased = self.store.tokens.take_lease(
                     self.key,
@@ -127,7 +131,7 @@ class LeasedToken:
                     active_only=self.authorizer,
                 )
                 if leased is not None:
-                    return self.refresh_leased(leased)
+                    return self._refresh(leased)
                 continue  # someone else took it between our read and our write: read again
             if time.monotonic() > give_up_at:
                 metrics.add_metric("TokenWaitTimeout", MetricUnit.Count, 1)
@@ -137,7 +141,7 @@ class LeasedToken:
     def _memo_key(self) -> tuple[str, str, str]:
         return (self.store.table_name, self.store.component_appid, self.key)
 
-    def _remembered(self) -> str | None:
+    def _remembered(self) -> tuple[str, float] | None:
         if not self.memo_seconds:
             return None
         entry = runtime.token_memo().get(self._memo_key())
@@ -145,7 +149,7 @@ class LeasedToken:
             return None
         token, expires_at, read_at = entry
         stale = time.monotonic() - read_at > self.memo_seconds
-        return None if stale or clock.now() >= expires_at - REFRESH_BEFORE_SECONDS else token
+        return None if stale or clock.now() >= expires_at - REFRESH_BEFORE_SECONDS else (token, expires_at)
 
     def _remember(self, token: str, expires_at: float) -> None:
         if self.memo_seconds:
@@ -162,6 +166,9 @@ class LeasedToken:
 
     def refresh_leased(self, leased: dict[str, Any]) -> str:
         """Fetch a new token while holding the lease and store it; returns the new token."""
+        return self._refresh(leased)[0]
+
+    def _refresh(self, leased: dict[str, Any]) -> tuple[str, float]:
         owner = str(leased["lease_owner"])
         try:
             with deadline(float(leased["lease_until"]) - LEASE_MARGIN_SECONDS):
@@ -185,7 +192,7 @@ class LeasedToken:
             # Our lease ran out and someone else took over; their write stands.
             metrics.add_metric("TokenLeaseLost", MetricUnit.Count, 1)
             logger.warning("lease lost before the token was stored", extra={"item": self.key})
-        return fetched.access_token
+        return fetched.access_token, expires_at
 
     def _save(self, owner: str, values: dict[str, Any], due_at: float | None) -> bool:
         # WeChat has already answered: a rotated refresh token exists only in memory now, so a
