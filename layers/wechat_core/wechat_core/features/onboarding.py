@@ -205,6 +205,7 @@ class Authorization:
     authorizer_appid: str
     newly_stored: bool
     func_info: tuple[int, ...] = ()
+    kind: str | None = None  # from api_get_authorizer_info, when this exchange fetched it
 
 
 def complete(code: str, *, authorizer_appid: str | None = None) -> Authorization:
@@ -268,13 +269,14 @@ def complete(code: str, *, authorizer_appid: str | None = None) -> Authorization
         )
     metrics.add_metric("AuthorizationStored", MetricUnit.Count, 1)
     logger.info("authorization stored", extra={"authorizer_appid": appid, "func_info": list(func_info)})
+    kind: str | None = None
     try:
-        refresh_info(appid)
+        kind = str(refresh_info(appid)["kind"])
     except WeChatError as error:  # the authorization stands; the info can be fetched later
         logger.warning(
             "authorizer info not fetched", extra={"authorizer_appid": appid, "errcode": error.errcode}
         )
-    return Authorization(appid, newly_stored=True, func_info=func_info)
+    return Authorization(appid, newly_stored=True, func_info=func_info, kind=kind)
 
 
 KIND_BY_AUTH_TYPE = {1: "official_account", 2: "mini_program"}
@@ -303,8 +305,10 @@ def finish_redirect(state: str | None, code: str | None) -> Authorization:
         raise
     wanted_appid = str(link.get("biz_appid") or "")
     wanted_kind = KIND_BY_AUTH_TYPE.get(int(link.get("auth_type") or 3))
-    stored = runtime.store().authorizers.get(result.authorizer_appid) or {}
-    kind = (stored.get("info") or {}).get("kind")
+    kind = result.kind
+    if wanted_kind is not None and kind is None:  # exchanged before (a reload, or the push first)
+        stored = runtime.store().authorizers.get(result.authorizer_appid) or {}
+        kind = (stored.get("info") or {}).get("kind")
     other_account = bool(wanted_appid) and result.authorizer_appid != wanted_appid
     other_kind = wanted_kind is not None and kind not in (None, wanted_kind)
     if other_account or other_kind:
