@@ -16,7 +16,7 @@ help:
 	@echo "make test       lint, type checks, template validation and all tests (fresh machine ok)"
 	@echo "make local      run the whole stack locally (moto, WeChat simulator, sam local start-api)"
 	@echo "make events     regenerate events/ for sam local invoke"
-	@echo "make bench      benchmarks under bench/ (push path; refresher at 10,000 authorizers)"
+	@echo "make bench      benchmarks under bench/ (pushes vs a wechatpy handler, cold start, refresher)"
 
 $(BIN)/.installed: requirements-dev.txt layers/wechat_core/requirements.txt
 	@command -v make >/dev/null
@@ -55,6 +55,8 @@ events: venv
 	$(BIN)/python scripts/make_events.py
 
 bench: venv
+	$(BIN)/python bench/push_bench.py
+	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/crypto_bench.py
 	$(BIN)/python bench/refresher_bench.py
 

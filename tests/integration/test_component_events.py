@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from wechat_core import runtime
+from wechat_core.features import component_events
 from wechat_core.protocol.crypto import MessageCrypto
 from wechat_core.protocol.messages import build_xml
 from wechat_core.store import keys
@@ -90,17 +93,46 @@ def test_replayed_nonce_with_other_message_is_refused(
     service: Resources, simulator: Simulator, platform: Platform
 ) -> None:
     now = int(time.time())
-    query, body = signed_push(simulator, ticket_plaintext(platform, "ticket@@@one", now))
+    appid = str(simulator.add_account("official_account")["appid"])
+    query, body = signed_push(simulator, unauthorized_plaintext(platform, appid, now))
     assert invoke_callback(query, body) == (200, "success")
     before = service.snapshot()
     # Same timestamp and nonce, another (validly signed) message: a replay, not a retry.
     crypto = MessageCrypto(platform.token, platform.encoding_aes_key, platform.appid)
-    encrypt = crypto.encrypt(ticket_plaintext(platform, "ticket@@@two", now + 1))
+    encrypt = crypto.encrypt(unauthorized_plaintext(platform, appid, now + 1))
     other = build_xml({"AppId": platform.appid, "Encrypt": encrypt}).encode()
     status, answer = invoke_callback(resign(platform, query, encrypt), other)
     assert status == 409
     assert answer == {"error": "nonce already used with a different message"}
     assert service.snapshot() == before
+    # WeChat's own re-send of the first push (same nonce, same message) is still answered success.
+    assert invoke_callback(query, body) == (200, "success")
+    assert service.snapshot() == before
+
+
+def test_ticket_push_is_one_aws_request(service: Resources, simulator: Simulator, platform: Platform) -> None:
+    """The conditional ticket write is the whole of a ticket push: no delivery record, no read."""
+    warm = signed_push(simulator, ticket_plaintext(platform, "ticket@@@warm", int(time.time()) - 5))
+    assert invoke_callback(*warm) == (200, "success")  # the secret is read once per process
+    sent: list[str] = []
+
+    def count(request: Any, **_: Any) -> None:
+        sent.append(request.headers.get("X-Amz-Target", b"").decode())
+
+    client = runtime.dynamodb()
+    client.meta.events.register("before-send", count)
+    try:
+        push = signed_push(simulator, ticket_plaintext(platform, "ticket@@@one", int(time.time())))
+        assert invoke_callback(*push) == (200, "success")
+        assert sent == ["DynamoDB_20120810.PutItem"]
+        sent.clear()
+        assert invoke_callback(*push) == (200, "success")  # WeChat's re-send: the write is refused
+        assert sent == ["DynamoDB_20120810.PutItem"]
+    finally:
+        client.meta.events.unregister("before-send", count)
+    item = stored_ticket(service, platform.appid)
+    assert item is not None
+    assert item["component_verify_ticket"]["S"] == "ticket@@@one"
 
 
 def test_failure_half_way_is_processed_again(
@@ -331,9 +363,18 @@ def test_bad_input_through_http_is_refused(
     assert stored_ticket(service, platform.appid) is None
 
 
+@pytest.fixture
+def debug_logs() -> Iterator[None]:
+    level = component_events.logger.log_level
+    component_events.logger.setLevel(logging.DEBUG)  # setLevel: logging caches isEnabledFor
+    yield
+    component_events.logger.setLevel(level)
+
+
 def test_secret_and_ticket_never_logged(
-    service: Resources, simulator: Simulator, platform: Platform, logs: LogCapture
+    service: Resources, simulator: Simulator, platform: Platform, logs: LogCapture, debug_logs: None
 ) -> None:
+    # Ticket pushes log at DEBUG (the metric counts them): an operator who turns that on sees no secret.
     now = int(time.time())
     invoke_callback(*signed_push(simulator, ticket_plaintext(platform, "ticket@@@sensitive", now)))
     query, body = signed_push(simulator, ticket_plaintext(platform, "ticket@@@sensitive2", now))

@@ -70,7 +70,7 @@ def callback(simulator: Simulator, platform: Platform) -> list[iam.Call]:
     push = signed_push(
         simulator, authorized_plaintext(platform, appid, simulator.query_auth_code(appid), int(time.time()))
     )
-    # WeChat cannot be reached for the exchange: the push fails, its idempotency record is deleted ...
+    # WeChat cannot be reached for the exchange: the push fails (its delivery key stays) ...
     add_fault(simulator, api="api_query_auth", http_status=500, times=10)
     status, _ = invoke_callback(*push)
     assert status >= 500
@@ -78,6 +78,11 @@ def callback(simulator: Simulator, platform: Platform) -> list[iam.Call]:
     # ... so WeChat's retry of the same delivery is processed.
     assert invoke_callback(*push) == (200, "success")
     assert authorizer(appid)["status"] == "active"
+    # A push naming another account than the one WeChat exchanges its code for: its pending item goes.
+    real, named = (str(simulator.add_account("official_account")["appid"]) for _ in range(2))
+    other = authorized_plaintext(platform, named, simulator.query_auth_code(real), int(time.time()))
+    assert invoke_callback(*signed_push(simulator, other)) == (200, "success")
+    assert authorizer(real)["status"] == "active"
     return step.calls()
 
 

@@ -232,7 +232,7 @@ def test_simulator_layers_records_state_features_control_server(
 
 CORE = ROOT / "layers" / "wechat_core" / "wechat_core"
 FUNCTIONS = ROOT / "functions"
-# Lower layers never import higher ones: features -> runtime -> wechat/store -> protocol -> base.
+# Lower layers never import higher ones: features -> runtime -> wechat/store/bus -> protocol -> base.
 CORE_LAYERS = {
     "base": {
         "wechat_core.clock",
@@ -244,6 +244,7 @@ CORE_LAYERS = {
     "protocol": {"wechat_core.protocol"},
     "wechat": {"wechat_core.wechat"},
     "store": {"wechat_core.store"},
+    "bus": {"wechat_core.bus"},
     "runtime": {"wechat_core.runtime"},
     "features": {"wechat_core.features", "wechat_core.web"},
 }
@@ -252,8 +253,9 @@ MAY_IMPORT = {
     "protocol": {"base", "protocol"},
     "wechat": {"base", "wechat"},
     "store": {"base", "store"},
-    "runtime": {"base", "protocol", "wechat", "store", "runtime"},
-    "features": {"base", "protocol", "wechat", "store", "runtime", "features"},
+    "bus": {"base", "bus"},
+    "runtime": {"base", "protocol", "wechat", "store", "bus", "runtime"},
+    "features": {"base", "protocol", "wechat", "store", "bus", "runtime", "features"},
 }
 
 
@@ -304,7 +306,7 @@ KEY_PREFIXES = (
     "component#",
     "due#",
     "event#",
-    "idempotency#",
+    "delivery#",
 )
 
 

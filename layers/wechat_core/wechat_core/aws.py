@@ -7,7 +7,7 @@ point them at moto's server without code of ours.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -38,3 +38,12 @@ def dynamodb_client() -> DynamoDBClient:
         max_pool_connections=32,
     )
     return boto3.client("dynamodb", config=config)
+
+
+def events_client() -> Any:
+    """EventBridge, with the same short timeouts: a message waits on it inside WeChat's 5 s."""
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+    return boto3.client("events", config=config)

@@ -79,6 +79,9 @@ class Settings:
     # The scheduled refresher: how far ahead it refreshes, and how many at once.
     refresh_lookahead_seconds: float = 300.0
     refresh_concurrency: int = 16
+    event_bus_name: str = ""
+    # How long a process trusts an account's active authorization for its messages (0: never)
+    authorization_memory_seconds: float = 10.0
 
 
 def load_settings() -> Settings:
@@ -104,6 +107,8 @@ def load_settings() -> Settings:
         ),
         refresh_lookahead_seconds=_env_float("REFRESH_LOOKAHEAD_SECONDS", 300.0),
         refresh_concurrency=_env_int("REFRESH_CONCURRENCY", 16),
+        event_bus_name=os.environ.get("EVENT_BUS_NAME", ""),
+        authorization_memory_seconds=_env_float("AUTHORIZATION_MEMORY_SECONDS", 10.0),
     )
 
 

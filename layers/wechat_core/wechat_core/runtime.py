@@ -17,10 +17,11 @@ from wechat_core import config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from wechat_core.bus import EventBus
     from wechat_core.config import ComponentSecret, Settings
     from wechat_core.protocol.crypto import MessageCrypto
-    from wechat_core.store.deliveries import Deliveries
     from wechat_core.store.repositories import Store
+    from wechat_core.wechat.account_api import AccountApi
     from wechat_core.wechat.client import WeChatClient
     from wechat_core.wechat.component_api import ComponentApi
     from wechat_core.wechat.sns_api import SnsApi
@@ -63,16 +64,6 @@ def store() -> Store:
     return _once("store", build)
 
 
-def deliveries() -> Deliveries:
-    def build() -> Deliveries:
-        from wechat_core.store.deliveries import Deliveries  # noqa: PLC0415
-
-        conf = settings()
-        return Deliveries(dynamodb, conf.table_name, conf.timestamp_tolerance_seconds)
-
-    return _once("deliveries", build)
-
-
 def wechat() -> WeChatClient:
     def build() -> WeChatClient:
         from wechat_core.wechat.client import build_client  # noqa: PLC0415
@@ -100,12 +91,43 @@ def sns_api() -> SnsApi:
     return _once("sns_api", build)
 
 
+def account_api() -> AccountApi:
+    def build() -> AccountApi:
+        from wechat_core.wechat.account_api import AccountApi  # noqa: PLC0415
+
+        return AccountApi(wechat())
+
+    return _once("account_api", build)
+
+
+def event_bus() -> EventBus:
+    def build() -> EventBus:
+        from wechat_core.aws import events_client  # noqa: PLC0415
+        from wechat_core.bus import EventBus  # noqa: PLC0415
+
+        conf = settings()
+        return EventBus(lambda: _once("events", events_client), conf.event_bus_name, conf.component_appid)
+
+    return _once("event_bus", build)
+
+
+def account_memo() -> dict[str, tuple[float, str | None]]:
+    """Accounts seen with an active authorization: appid -> (until, user name), for messages."""
+    return _once("account_memo", dict)
+
+
 def message_crypto() -> MessageCrypto:
     from wechat_core.protocol.crypto import MessageCrypto  # noqa: PLC0415
 
-    # Built per call from the (cached) secret so a rotated secret takes effect; construction is cheap.
+    # Rebuilt when the (cached, periodically re-read) secret changes, so a rotation takes effect.
     secret = component_secret()
-    return MessageCrypto(secret.token, secret.encoding_aes_key, settings().component_appid)
+    values = (secret.token, secret.encoding_aes_key, settings().component_appid)
+    built = _objects.get("message_crypto")
+    if built is None or built[0] != values:
+        built = (values, MessageCrypto(*values))
+        _objects["message_crypto"] = built
+    crypto: MessageCrypto = built[1]
+    return crypto
 
 
 def token_memo() -> dict[tuple[str, str, str], tuple[str, float, float]]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from wechat_core import clock, runtime
-from wechat_core.errors import AppIdMismatch, Conflict, WeChatCodeInvalid
+from wechat_core.errors import AppIdMismatch, Conflict, ReplayedNonce, WeChatCodeInvalid
 from wechat_core.features import onboarding
 from wechat_core.protocol import push
 from wechat_core.protocol.messages import (
@@ -20,32 +20,46 @@ from wechat_core.protocol.messages import (
     Unauthorized,
     parse_component_event,
 )
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+from wechat_core.store.claims import Claim
 
 logger = Logger(child=True)
 metrics = Metrics()
 
 
-def handle_component_push(
-    query: Mapping[str, str], body: bytes, lambda_context: LambdaContext | None = None
-) -> dict[str, Any]:
-    """Process one push to the authorization-event URL; raises a 4xx ``ServiceError`` on bad input."""
+def handle_component_push(query: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """Process one push to the authorization-event URL; raises a 4xx ``ServiceError`` on bad input.
+
+    Every push is safe to process again (the ticket write and the authorization writes are
+    conditional on ``CreateTime``; a re-sent ``authorized`` push exchanges its code again only while
+    the exchange has not completed), so a ticket push costs one write and nothing else. Pushes
+    that reach WeChat's API also write their delivery key (``timestamp`` + ``nonce``, one
+    PutItem): a re-send goes on, while another signed message under a used nonce is refused.
+    """
     conf = runtime.settings()
     component_appid = conf.component_appid
     crypto = runtime.message_crypto()
     delivery = push.verify_delivery(query, body, crypto, conf.timestamp_tolerance_seconds)
     if delivery.envelope.app_id is not None and delivery.envelope.app_id != component_appid:
         raise AppIdMismatch
+    event = parse_component_event(crypto.decrypt(delivery.envelope.encrypt))
+    if event.app_id != component_appid:
+        raise AppIdMismatch
+    if not isinstance(event, ComponentVerifyTicket):
+        claim = runtime.store().deliveries.claim(
+            "component-push",
+            f"{delivery.timestamp}:{delivery.nonce}",
+            delivery.msg_signature.lower(),
+            clock.now(),
+            delivery_key_seconds(conf.timestamp_tolerance_seconds),
+        )
+        if claim is Claim.CONFLICT:
+            raise ReplayedNonce
+    return dispatch(event)
 
-    def work() -> dict[str, Any]:
-        event = parse_component_event(crypto.decrypt(delivery.envelope.encrypt))
-        if event.app_id != component_appid:
-            raise AppIdMismatch
-        return dispatch(event)
 
-    return runtime.deliveries().process_once("component-events", delivery.as_payload(), work, lambda_context)
+def delivery_key_seconds(tolerance: int) -> int:
+    """Longer than any timestamp we accept, so a nonce reused inside the window is always caught."""
+    return 2 * tolerance + 60
 
 
 def dispatch(event: ComponentEvent) -> dict[str, Any]:
@@ -79,7 +93,12 @@ def dispatch(event: ComponentEvent) -> dict[str, Any]:
         case _:
             metrics.add_metric("UnknownComponentEvent", MetricUnit.Count, 1)
             outcome["ignored"] = True
-    logger.info("component push processed", extra=outcome)
+    # Tickets arrive every 10 minutes and are counted by the metric above; authorization events are
+    # rare and each is worth a line.
+    if isinstance(event, ComponentVerifyTicket):
+        logger.debug("component push processed", extra=outcome)
+    else:
+        logger.info("component push processed", extra=outcome)
     return outcome
 
 

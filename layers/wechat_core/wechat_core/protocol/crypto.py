@@ -27,11 +27,12 @@ import re
 import struct
 from functools import lru_cache
 
-from Crypto.Cipher import AES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from wechat_core.errors import AppIdMismatch, BadRequest, DecryptError, InvalidAesKey, SignatureError
 
 BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
+AES_BLOCK = 16
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9]{43}")
 # Longest Encrypt we accept; bodies are capped at 64 KiB before we get here.
 MAX_ENCRYPT_CHARS = 64 * 1024
@@ -63,11 +64,15 @@ def aes_key(encoding_aes_key: str) -> bytes:
 class MessageCrypto:
     """Signature checks and AES for one platform: its token, EncodingAESKey and appid."""
 
-    __slots__ = ("_appid", "_appid_bytes", "_key", "_token")
+    __slots__ = ("_appid", "_appid_bytes", "_cipher", "_token")
 
     def __init__(self, token: str, encoding_aes_key: str, appid: str) -> None:
         self._token = token
-        self._key = aes_key(encoding_aes_key)
+        key = aes_key(encoding_aes_key)
+        # One cipher per platform (IV = key[:16] is fixed by the scheme); each message gets its own
+        # encryptor or decryptor from it. PyCA cryptography (OpenSSL): several times faster than a
+        # pure AES.new per message, and a lighter import.
+        self._cipher = Cipher(algorithms.AES(key), modes.CBC(key[:AES_BLOCK]))
         self._appid = appid
         self._appid_bytes = appid.encode()
 
@@ -92,9 +97,9 @@ class MessageCrypto:
             data = base64.b64decode(encrypt, validate=True)
         except (binascii.Error, ValueError):
             raise DecryptError("broken base64") from None
-        if not data or len(data) % AES.block_size:
+        if not data or len(data) % AES_BLOCK:
             raise DecryptError("ciphertext length is not a whole number of AES blocks")
-        plain = AES.new(self._key, AES.MODE_CBC, self._key[:16]).decrypt(data)
+        plain = self._cipher.decryptor().update(data)
         pad = plain[-1]
         if not 1 <= pad <= BLOCK or plain[-pad:] != bytes([pad]) * pad:
             raise DecryptError("bad padding")
@@ -117,7 +122,7 @@ class MessageCrypto:
         body = nonce16 + struct.pack(">I", len(msg)) + msg + self._appid_bytes
         pad = BLOCK - len(body) % BLOCK
         body += bytes([pad]) * pad
-        return base64.b64encode(AES.new(self._key, AES.MODE_CBC, self._key[:16]).encrypt(body)).decode()
+        return base64.b64encode(self._cipher.encryptor().update(body)).decode()
 
 
 USER_DATA_MAX_BYTES = 16 * 1024
@@ -138,7 +143,12 @@ def decrypt_user_data(session_key: str, encrypted_data: object, iv: object) -> b
     ciphertext, iv_bytes = _b64_field(encrypted_data, "encryptedData"), _b64_field(iv, "iv")
     if len(iv_bytes) != 16 or not ciphertext or len(ciphertext) % 16 or len(ciphertext) > USER_DATA_MAX_BYTES:
         raise BadRequest("encryptedData or iv has the wrong length")
-    plain = AES.new(base64.b64decode(session_key), AES.MODE_CBC, iv_bytes).decrypt(ciphertext)
+    try:
+        key = base64.b64decode(session_key, validate=True)
+        decryptor = Cipher(algorithms.AES(key), modes.CBC(iv_bytes)).decryptor()
+    except (binascii.Error, ValueError):  # a session_key that is not a 16/24/32-byte base64 key
+        raise BadRequest("cannot decrypt encryptedData with this session") from None
+    plain = decryptor.update(ciphertext)
     pad = plain[-1]
     if not 1 <= pad <= 16 or plain[-pad:] != bytes([pad]) * pad:
         raise BadRequest("cannot decrypt encryptedData with this session")

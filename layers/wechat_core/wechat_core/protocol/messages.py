@@ -1,7 +1,10 @@
 """WeChat XML: the encrypted envelope, the decrypted component pushes, and encrypted replies.
 
 Parsing is deliberately strict: bodies over 64 KiB, non-UTF-8 bytes, and any DTD or entity
-declaration are refused before the parser sees them (WeChat never sends them).
+declaration are refused before the parser sees them (WeChat never sends them), and the parser
+refuses DTDs and entity declarations again. The parser is pyexpat driven directly, building the
+same dicts, lists and strings xmltodict did (``tests/unit/test_messages.py`` checks it against
+xmltodict), in about 40% of its time.
 """
 
 from __future__ import annotations
@@ -9,9 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from xml.parsers.expat import ExpatError
-
-import xmltodict
+from xml.parsers.expat import ExpatError, ParserCreate
 
 from wechat_core.errors import BadRequest, PayloadTooLarge, XmlError
 from wechat_core.protocol.crypto import MessageCrypto
@@ -20,20 +21,95 @@ MAX_BODY_BYTES = 64 * 1024
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
+class _Refused(Exception):
+    """Raised from inside the expat handlers for a DTD or an entity declaration."""
+
+
+def _refuse(*_args: object) -> None:
+    raise _Refused
+
+
+class _TreeBuilder:
+    """Builds the document the way ``xmltodict.parse`` (default options) shapes it.
+
+    A leaf is its text, stripped, or None when blank; an element with attributes or children is a
+    dict (``@name`` for attributes, ``#text`` for its stripped text, children by name); a repeated
+    element is a list in document order. Comments and processing instructions are dropped.
+    """
+
+    __slots__ = ("stack",)
+
+    def __init__(self) -> None:
+        # One frame per open element, under one for the document: [attributes and children (a
+        # dict) or None, its text so far or None]. The document's dict ends up as {root: value}.
+        self.stack: list[list[Any]] = [[None, None]]
+
+    def start(self, _name: str, attrs: dict[str, str]) -> None:
+        self.stack.append([{"@" + key: value for key, value in attrs.items()} if attrs else None, None])
+
+    def characters(self, data: str) -> None:
+        frame = self.stack[-1]
+        text = frame[1]
+        frame[1] = data if text is None else text + data
+
+    def end(self, name: str) -> None:
+        stack = self.stack
+        item, text = stack.pop()
+        if text is not None:
+            text = text.strip() or None
+        if item is None:
+            value = text
+        else:
+            if text:
+                item["#text"] = text
+            value = item
+        parent = stack[-1]
+        children = parent[0]
+        if children is None:
+            parent[0] = {name: value}
+        elif name in children:
+            previous = children[name]
+            if isinstance(previous, list):
+                previous.append(value)
+            else:
+                children[name] = [previous, value]
+        else:
+            children[name] = value
+
+
+def _tree(raw: bytes) -> Any:
+    builder = _TreeBuilder()
+    # A parser per document (they cannot be reused). UTF-8 overrides any encoding declaration
+    # (the bytes were checked to be UTF-8); intern=None skips interning names, which is faster.
+    parser = ParserCreate("UTF-8", None, None)
+    parser.buffer_text = True
+    parser.StartDoctypeDeclHandler = _refuse
+    parser.EntityDeclHandler = _refuse
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.characters
+    parser.Parse(raw, True)
+    return builder.stack[0][0]
+
+
 def parse_xml(body: bytes | str) -> dict[str, Any]:
     """Parse a WeChat XML document and return the children of its ``<xml>`` root."""
-    raw = body.encode() if isinstance(body, str) else body
+    try:
+        raw = body.encode() if isinstance(body, str) else body  # a str with lone surrogates fails
+    except UnicodeEncodeError:
+        raise XmlError("XML is not UTF-8") from None
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"XML body over {MAX_BODY_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise XmlError("XML is not UTF-8") from None
+    if not isinstance(body, str):  # an encoded str is UTF-8 already
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise XmlError("XML is not UTF-8") from None
     if _DTD.search(raw):
         raise XmlError("XML with DTD or entity declarations is refused")
     try:
-        doc = xmltodict.parse(text, disable_entities=True)
-    except (ExpatError, ValueError):
+        doc = _tree(raw)
+    except (ExpatError, _Refused):
         raise XmlError("malformed XML") from None
     root = doc.get("xml") if isinstance(doc, dict) else None
     if not isinstance(root, dict):
@@ -68,6 +144,23 @@ def _integer(fields: dict[str, Any], name: str, *, required: bool = True) -> int
         return int(value)
     except ValueError:
         raise XmlError(f"<{name}> is not an integer") from None
+
+
+def required_text(fields: dict[str, Any], name: str) -> str:
+    """A required, non-empty text field (400 when missing, empty or not text)."""
+    return _required(fields, name)
+
+
+def required_integer(fields: dict[str, Any], name: str) -> int:
+    value = _integer(fields, name)
+    assert value is not None  # required=True raises instead of returning None
+    return value
+
+
+def optional_text(fields: dict[str, Any], name: str) -> str | None:
+    """A field's text, or None when it is absent, empty or not text (never refused)."""
+    value = fields.get(name)
+    return value.strip() or None if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)

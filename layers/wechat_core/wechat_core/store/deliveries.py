@@ -1,83 +1,49 @@
-"""Processing a signed push once per delivery, with Powertools' idempotency utility on our table.
+"""Deliveries WeChat may send more than once: one conditional write of a key per delivery.
 
-WeChat re-sends a push it got no answer for within 5 s, so a repeat of the same signed push (same
-timestamp and nonce) gets the first answer and changes nothing, the same nonce with another
-signature is refused, and a delivery whose first try failed half way is processed again.
+WeChat re-sends a push or a message it got no answer for within 5 s. Where processing it twice
+would repeat a side effect, the first delivery writes its key (``claim``): one PutItem, no read,
+expiring under the table's TTL. A later delivery of the same key learns from the refused write,
+at no extra request, whether it is the same delivery again (``REPEAT``: same fingerprint) or
+another one reusing the key (``CONFLICT``). ``release`` removes a key whose processing failed, so
+WeChat's re-send is processed again and nothing is lost.
+
+Keys spread over their own partitions (``delivery#<platform>#<kind>#<hash>``): the message URL
+writes one per message, and the platform's own partition must not carry that load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+import hashlib
 
-from wechat_core.errors import Conflict, ReplayedNonce
-from wechat_core.store.keys import idempotency_pk
+from boto3.dynamodb.conditions import Attr
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-    from mypy_boto3_dynamodb import DynamoDBClient
-
-
-def _run(delivery: dict[str, str], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    del delivery  # hashed by Powertools for the key and validation; the work already holds it
-    return work()
+from wechat_core.store.claims import Claim
+from wechat_core.store.keys import DELIVERY_SK, TTL_ATTRIBUTE, delivery_pk
+from wechat_core.store.table import Table
 
 
 class Deliveries:
-    def __init__(self, client: Callable[[], DynamoDBClient], table_name: str, window_seconds: int) -> None:
-        self._client = client
-        self.table_name = table_name
-        # Longer than any timestamp we accept, so a replay inside the window is always caught.
-        self.expires_after_seconds = 2 * window_seconds + 60
-        self._wrapped: dict[str, tuple[Callable[..., dict[str, Any]], Any]] = {}
+    def __init__(self, table: Table) -> None:
+        self.table = table
 
-    def _idempotent(self, name: str) -> tuple[Callable[..., dict[str, Any]], Any]:
-        if name not in self._wrapped:
-            from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415 - light cold start
-                DynamoDBPersistenceLayer,
-                IdempotencyConfig,
-                idempotent_function,
-            )
+    def _pk(self, kind: str, key: str) -> str:
+        # Hashed: keys hold sender ids and nonces from the request, which the table need not show.
+        return delivery_pk(self.table.component_appid, kind, hashlib.sha256(key.encode()).hexdigest()[:40])
 
-            persistence = DynamoDBPersistenceLayer(
-                table_name=self.table_name,
-                key_attr="pk",
-                sort_key_attr="sk",
-                static_pk_value=idempotency_pk(name),
-                boto3_client=self._client(),
-            )
-            config = IdempotencyConfig(
-                event_key_jmespath="[timestamp, nonce]",
-                payload_validation_jmespath="[msg_signature, encrypt]",
-                raise_on_no_idempotency_key=True,
-                expires_after_seconds=self.expires_after_seconds,
-            )
-            wrapped = idempotent_function(
-                data_keyword_argument="delivery", persistence_store=persistence, config=config
-            )(_run)
-            self._wrapped[name] = (wrapped, config)
-        return self._wrapped[name]
-
-    def process_once(
-        self,
-        name: str,
-        delivery: Mapping[str, str],
-        work: Callable[[], dict[str, Any]],
-        lambda_context: LambdaContext | None,
-    ) -> dict[str, Any]:
-        """Run ``work`` once per delivery; a repeat gets the first run's result without running it."""
-        from aws_lambda_powertools.utilities.idempotency.exceptions import (  # noqa: PLC0415
-            IdempotencyAlreadyInProgressError,
-            IdempotencyValidationError,
+    def claim(self, kind: str, key: str, fingerprint: str, now: float, keep_seconds: int) -> Claim:
+        """Write the key of one delivery, unless a live one is there. One PutItem."""
+        written = self.table.put(
+            DELIVERY_SK,
+            {"fingerprint": fingerprint, TTL_ATTRIBUTE: int(now) + keep_seconds},
+            # TTL deletes lazily (hours later): an expired key is as good as none.
+            condition=Attr("pk").not_exists() | Attr(TTL_ATTRIBUTE).lt(int(now)),
+            pk=self._pk(kind, key),
         )
+        if written.applied:
+            return Claim.FIRST
+        old = written.item or {}
+        return Claim.REPEAT if old.get("fingerprint") == fingerprint else Claim.CONFLICT
 
-        wrapped, config = self._idempotent(name)
-        if lambda_context is not None:
-            config.register_lambda_context(lambda_context)
-        try:
-            result: dict[str, Any] = wrapped(delivery=dict(delivery), work=work)
-        except IdempotencyValidationError:
-            raise ReplayedNonce from None
-        except IdempotencyAlreadyInProgressError:
-            raise Conflict("the same delivery is being processed") from None
-        return result
+    def release(self, kind: str, key: str) -> None:
+        """Forget a claimed key (its processing failed; WeChat's re-send must be processed)."""
+        self.table.delete(DELIVERY_SK, pk=self._pk(kind, key))

@@ -8,7 +8,8 @@
   - ``event#<appid>#<CreateTime>#<InfoType>``: the audit trail of authorization pushes (TTL);
   - ``state#<state>``, ``authcode#<hash of the code>``, ``session#<hash of the session token>``:
     short-lived items under the ``expiration`` TTL;
-- idempotency records: pk ``idempotency#<name>``, sk the delivery's hash (Powertools).
+- delivery keys (``store.deliveries``): pk ``delivery#<component appid>#<kind>#<hash of the key>``,
+  sk ``delivery``, under the TTL.
 
 Items whose token must be refreshed carry ``due_pk`` = ``due#<component appid>`` and ``due_at``;
 the sparse ``due`` index (KEYS_ONLY) lists them by due time.
@@ -24,6 +25,7 @@ TICKET_SK = "ticket"
 COMPONENT_TOKEN_SK = "token"  # noqa: S105 - a sort key, not a credential
 TICKET_PUSH_REQUEST_SK = "ticket_push_request"
 AUTHORIZER_PREFIX = "authorizer#"
+DELIVERY_SK = "delivery"
 
 
 def component_pk(component_appid: str) -> str:
@@ -34,8 +36,8 @@ def due_pk(component_appid: str) -> str:
     return f"due#{component_appid}"
 
 
-def idempotency_pk(name: str) -> str:
-    return f"idempotency#{name}"
+def delivery_pk(component_appid: str, kind: str, key_hash: str) -> str:
+    return f"delivery#{component_appid}#{kind}#{key_hash}"
 
 
 def authorizer_sk(authorizer_appid: str) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from wechat_core.store.authorizers import Authorizers
+from wechat_core.store.deliveries import Deliveries
 from wechat_core.store.table import Table
 from wechat_core.store.tickets import Tickets
 from wechat_core.store.tokens import Tokens
@@ -24,6 +25,7 @@ class Store:
         self.tokens = Tokens(self.table)
         self.authorizers = Authorizers(self.table)
         self.transient = Transient(self.table)
+        self.deliveries = Deliveries(self.table)
 
     @property
     def table_name(self) -> str:

@@ -104,8 +104,8 @@ class Table:
     def client(self) -> DynamoDBClient:
         return self._client()
 
-    def key(self, sk: str) -> dict[str, Any]:
-        return {"pk": wire(self.pk), "sk": wire(sk)}
+    def key(self, sk: str, pk: str | None = None) -> dict[str, Any]:
+        return {"pk": wire(pk or self.pk), "sk": wire(sk)}
 
     def get(self, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
         item = self.client.get_item(
@@ -114,11 +114,17 @@ class Table:
         return plain_item(item) if item else None
 
     def put(
-        self, sk: str, attributes: Mapping[str, Any], *, condition: ConditionBase | None = None
+        self,
+        sk: str,
+        attributes: Mapping[str, Any],
+        *,
+        condition: ConditionBase | None = None,
+        pk: str | None = None,
     ) -> Written:
+        """``pk`` only for items kept outside the platform's partition (``store.deliveries``)."""
         expression = _Expression()
         arguments = expression.conditional(condition)
-        item = {"pk": self.pk, "sk": sk, **attributes}
+        item = {"pk": pk or self.pk, "sk": sk, **attributes}
         try:
             self.client.put_item(
                 TableName=self.table_name, Item=wire_item(item), **arguments, **expression.arguments()
@@ -156,14 +162,21 @@ class Table:
         attributes = response.get("Attributes")
         return Written(True, plain_item(attributes) if attributes else None)
 
-    def delete(self, sk: str, *, condition: ConditionBase | None = None, return_old: bool = False) -> Written:
+    def delete(
+        self,
+        sk: str,
+        *,
+        condition: ConditionBase | None = None,
+        return_old: bool = False,
+        pk: str | None = None,
+    ) -> Written:
         expression = _Expression()
         arguments: dict[str, Any] = {"ReturnValues": "ALL_OLD" if return_old else "NONE"}
         if condition is not None:
             arguments["ConditionExpression"] = expression.condition(condition)
         try:
             response = self.client.delete_item(
-                TableName=self.table_name, Key=self.key(sk), **arguments, **expression.arguments()
+                TableName=self.table_name, Key=self.key(sk, pk), **arguments, **expression.arguments()
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return Written(False)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -167,6 +168,12 @@ class WeChatClient:
 
         base = self.api_base
         last: Exception | None = None
+        # UTF-8 as is, not \u escapes: WeChat shows escapes literally in some messages (a customer-
+        # service text with Chinese in it), as the PHP SDKs' JSON_UNESCAPED_UNICODE shows.
+        payload = (
+            None if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        )
+        headers = None if body is None else {"Content-Type": "application/json; charset=utf-8"}
         for attempt in range(1, self.max_attempts + 1):
             if attempt > 1:
                 # Full jitter: concurrent Lambdas that failed together do not retry together.
@@ -177,7 +184,8 @@ class WeChatClient:
                     method,
                     base + path,
                     params=params,
-                    json=body if body is not None else None,
+                    data=payload,
+                    headers=headers,
                     timeout=timeout,
                 )
             except requests.ConnectionError as error:

@@ -1,0 +1,1 @@
+"""Reference handlers the benchmarks measure ours against (never deployed)."""
