@@ -58,6 +58,8 @@ from devtools.resources import MotoServer, apply_environment, aws_environment, c
 APPID = "wx134c8103faa5a59e"
 PLATFORM = {"appsecret": "s" * 32, "token": "benchtoken", "encoding_aes_key": "A1b2C3d4" * 5 + "xyz"}
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+MESSAGES = "/wechat/authorizers/{appid}/messages"
+ACCOUNT = {"appid": "wx570bc396a51b8ff9", "user_name": "gh_3c884a361562"}
 
 
 class WireMeter:
@@ -109,11 +111,12 @@ class Pushes:
         self.create_time = int(time.time())
         self.serial = 0
 
-    def _event(self, plaintext: str) -> dict[str, Any]:
+    def _event(self, plaintext: str, to_user_name: str | None = None, appid: str = "") -> dict[str, Any]:
         self.serial += 1
         timestamp, nonce = str(int(time.time())), f"n{self.serial:09d}"
         encrypt = self.crypto.encrypt(plaintext)
-        body = build_xml({"AppId": APPID, "Encrypt": encrypt})
+        addressee = {"ToUserName": to_user_name} if to_user_name else {"AppId": APPID}
+        body = build_xml({**addressee, "Encrypt": encrypt})
         query = {
             "signature": "0" * 40,
             "timestamp": timestamp,
@@ -121,6 +124,16 @@ class Pushes:
             "encrypt_type": "aes",
             "msg_signature": self.crypto.signature(timestamp, nonce, encrypt),
         }
+        if appid:
+            return rest_event(
+                "POST",
+                MESSAGES.replace("{appid}", appid),
+                resource=MESSAGES,
+                path_parameters={"appid": appid},
+                query=query,
+                body=body,
+                headers={"Content-Type": "text/xml"},
+            )
         return rest_event(
             "POST", "/wechat/component/events", query=query, body=body, headers={"Content-Type": "text/xml"}
         )
@@ -134,6 +147,19 @@ class Pushes:
             "ComponentVerifyTicket": "ticket@@@" + uuid.uuid4().hex * 3,
         }
         return self._event(build_xml(fields))
+
+    def message(self, appid: str, user_name: str) -> dict[str, Any]:
+        """A fan's text to an authorized account, through its message URL."""
+        self.create_time += 1
+        fields: dict[str, str | int] = {
+            "ToUserName": user_name,
+            "FromUserName": "o" + uuid.uuid4().hex[:27],
+            "CreateTime": self.create_time,
+            "MsgType": "text",
+            "Content": "你好",
+            "MsgId": uuid.uuid4().int % 2**63,
+        }
+        return self._event(build_xml(fields), to_user_name=user_name, appid=appid)
 
     def unauthorized(self) -> dict[str, Any]:
         self.create_time += 1
@@ -258,6 +284,17 @@ def crypto_path(number: int = 5000, repeat: int = 7) -> tuple[float, float]:
     return statistics.median(a), statistics.median(b)
 
 
+def authorize_account() -> None:
+    """An active authorization for the messages, as an exchange leaves it (the service's own store)."""
+    from wechat_core import runtime
+    from wechat_core.store.keys import authorizer_sk
+
+    runtime.store().table.update(
+        authorizer_sk(ACCOUNT["appid"]),
+        set_values={"status": "active", "info": {"user_name": ACCOUNT["user_name"]}},
+    )
+
+
 def profile(handler: Handler, pushes: Pushes, count: int) -> None:
     from pyinstrument import Profiler
 
@@ -283,18 +320,21 @@ def main() -> int:
     server = MotoServer()
     try:
         apply_environment(aws_environment(server.url))
-        resources = create_resources(PLATFORM)
+        resources = create_resources(PLATFORM, APPID)
         apply_environment(
             {
                 "TABLE_NAME": resources.table_name,
                 "COMPONENT_APPID": APPID,
                 "COMPONENT_SECRET_ID": resources.secret_name,
+                "EVENT_BUS_NAME": resources.bus_name,
                 "WECHAT_API_BASE": "http://127.0.0.1:9",  # no push measured here calls WeChat
             }
         )
         meter = WireMeter()
         ours = load(ROOT / "functions/callback/app.py", "bench_callback_app").lambda_handler
+        ours_messages = load(ROOT / "functions/messages/app.py", "bench_messages_app").lambda_handler
         reference = load(ROOT / "bench/reference/wechatpy_app.py", "bench_reference_app").lambda_handler
+        authorize_account()
         pushes = Pushes()
         if args.profile:
             profile(ours, pushes, args.pushes * args.rounds)
@@ -302,6 +342,13 @@ def main() -> int:
         handlers = {"ours": ours, "reference": reference}
         ticket = compare("ticket push (component_verify_ticket)", pushes.ticket, handlers, meter, args)
         compare("authorization event (unauthorized)", pushes.unauthorized, handlers, meter, args)
+        compare(
+            "message to an account (text, published on the bus)",
+            lambda: pushes.message(ACCOUNT["appid"], ACCOUNT["user_name"]),
+            {"ours": ours_messages, "reference": reference},
+            meter,
+            args,
+        )
         ours_us, wechatpy_us = crypto_path()
         print("\ncrypto path (envelope, msg_signature, AES, push XML), median of 7 x 5000 pushes")
         print(

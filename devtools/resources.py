@@ -43,10 +43,40 @@ def create_secret(secrets: SecretsManagerClient, name: str, platform: dict[str, 
     secrets.create_secret(Name=name, SecretString=json.dumps({k: platform[k] for k in SECRET_KEYS}))
 
 
+def create_bus_and_queue(events: Any, sqs: Any, bus_name: str, component_appid: str) -> str:
+    """The service's event bus, and a queue that receives everything published on it (the sample
+    rule the README shows, for one platform). Returns the queue's URL."""
+    events.create_event_bus(Name=bus_name)
+    queue_url: str = sqs.create_queue(QueueName=f"{bus_name}-messages")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    rule = f"{bus_name}-to-queue"
+    pattern = {"source": [f"wechat.component.{component_appid}"]}
+    events.put_rule(Name=rule, EventBusName=bus_name, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=rule, EventBusName=bus_name, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    return queue_url
+
+
+def receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Every event waiting in the queue (EventBridge's envelope, ``detail`` parsed), removed from it."""
+    events: list[dict[str, Any]] = []
+    while True:
+        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = answer.get("Messages", [])
+        if not messages:
+            return events
+        for message in messages:
+            events.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
 @dataclass
 class Resources:
     table_name: str
     secret_name: str
+    bus_name: str = ""
+    queue_url: str = ""
 
     @property
     def dynamodb(self) -> Any:
@@ -57,18 +87,30 @@ class Resources:
         paginator = self.dynamodb.get_paginator("scan")
         return [i for page in paginator.paginate(TableName=self.table_name) for i in page["Items"]]
 
+    def published(self) -> list[dict[str, Any]]:
+        """What the service published on the bus since last asked (through the subscribed queue)."""
+        return receive_all(boto3.client("sqs", region_name=REGION), self.queue_url)
+
     def snapshot(self) -> list[dict[str, Any]]:
         """The table's items in a stable order, to assert that nothing changed."""
         return sorted(self.items(), key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
 
 
-def create_resources(secret: dict[str, str]) -> Resources:
+def create_resources(secret: dict[str, str], component_appid: str = "") -> Resources:
     """A table and a secret of their own (random names), through this process's AWS environment
-    (``aws_environment``)."""
+    (``aws_environment``); with ``component_appid``, an event bus and a queue subscribed to it too."""
     suffix = uuid.uuid4().hex[:10]
     resources = Resources(f"wechat-test-{suffix}", f"wechat-component-{suffix}")
     create_table(boto3.client("dynamodb", region_name=REGION), resources.table_name)
     create_secret(boto3.client("secretsmanager", region_name=REGION), resources.secret_name, secret)
+    if component_appid:
+        resources.bus_name = f"wechat-bus-{suffix}"
+        resources.queue_url = create_bus_and_queue(
+            boto3.client("events", region_name=REGION),
+            boto3.client("sqs", region_name=REGION),
+            resources.bus_name,
+            component_appid,
+        )
     return resources
 
 
@@ -121,6 +163,8 @@ def aws_environment(endpoint: str) -> dict[str, str]:
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
         "AWS_ENDPOINT_URL_SECRETSMANAGER": endpoint,  # the spelling design.md documents
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint,  # the spelling botocore reads
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": endpoint,
+        "AWS_ENDPOINT_URL_SQS": endpoint,
     }
 
 

@@ -89,13 +89,15 @@ def service(moto_server: MotoServer, platform: Platform, simulator: Simulator) -
             "appsecret": platform.appsecret,
             "token": platform.token,
             "encoding_aes_key": platform.encoding_aes_key,
-        }
+        },
+        platform.appid,
     )
     previous = apply_environment(
         {
             "TABLE_NAME": resources.table_name,
             "COMPONENT_APPID": platform.appid,
             "COMPONENT_SECRET_ID": resources.secret_name,
+            "EVENT_BUS_NAME": resources.bus_name,
             "WECHAT_API_BASE": simulator.url,
             "WECHAT_MP_BASE": simulator.url,
             "WECHAT_OPEN_BASE": simulator.url,

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from wechat_core import clock, runtime
+from wechat_core.bus import EventBus, PublishFailed
 from wechat_core.features import tokens
 from wechat_core.store import keys
 from wechat_simulator import Platform, Simulator
@@ -27,7 +28,14 @@ from tests.support import iam
 from tests.support.flows import add_fault, authorize, authorizer, give_ticket
 from tests.support.gateway import Gateway
 from tests.support.lambdas import LambdaContext, load_function
-from tests.support.pushes import authorized_plaintext, invoke_callback, signed_push, ticket_plaintext
+from tests.support.pushes import (
+    authorized_plaintext,
+    invoke_callback,
+    message_plaintext,
+    signed_message,
+    signed_push,
+    ticket_plaintext,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -157,6 +165,31 @@ def admin(gateway: Gateway, simulator: Simulator, service: Resources) -> list[ia
     return step.calls()
 
 
+def messages(gateway: Gateway, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> list[iam.Call]:
+    appid = authorize(simulator)
+    user_name = str(simulator.account(appid)["user_name"])
+    step = Run("MessagesFunction")
+
+    def deliver(msg_type: str, **fields: str | int) -> int:
+        plaintext = message_plaintext(user_name, "o-fan", msg_type, int(time.time()), **fields)
+        query, body = signed_message(simulator, plaintext, user_name)
+        url = f"{gateway.url}/wechat/authorizers/{appid}/messages"
+        return requests.post(
+            url, params=query, data=body, headers={"Content-Type": "text/xml"}, timeout=10
+        ).status_code
+
+    assert deliver("text", Content="hi", MsgId=1) == 200  # authorization (Get), key (Put), PutEvents
+    assert deliver("event", Event="weapp_audit_success", SuccTime=1) == 200  # ... and the audit (Update)
+
+    def refuse(*_: object, **__: object) -> None:
+        raise PublishFailed
+
+    monkeypatch.setattr(EventBus, "publish", refuse)
+    assert deliver("text", Content="hi", MsgId=2) == 503  # the key is removed (Delete)
+    monkeypatch.undo()
+    return step.calls()
+
+
 def component_token(gateway: Gateway) -> list[iam.Call]:
     step = Run("ComponentTokenFunction")
     answer = requests.get(f"{gateway.url}/wechat/component/token", timeout=10)
@@ -179,6 +212,7 @@ def test_each_function_is_allowed_what_it_does_and_nothing_more(
     run["RefresherFunction"] = refresher(simulator)
     run["AdminFunction"] = admin(gateway, simulator, service)
     run["ComponentTokenFunction"] = component_token(gateway)
+    run["MessagesFunction"] = messages(gateway, simulator, monkeypatch)
     assert sorted(run) == sorted(iam.function_code_uris()), "every function of template.yaml is driven"
 
     refused = {f: iam.RECORDER.refused(calls) for f, calls in run.items()}

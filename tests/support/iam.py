@@ -125,6 +125,10 @@ class _Resolver:
         if key == "Fn::Equals":
             left, right = self.resolve(arg)
             return left == right
+        if key == "Fn::GetAtt":
+            name = f"{arg[0]}.{arg[1]}" if isinstance(arg, list) else str(arg)
+            assert name in self.values, f"no value for GetAtt {name}"
+            return self.values[name]
         if key == "Fn::Not":
             return not self.resolve(arg[0])
         if key == "Fn::Join":
@@ -161,9 +165,9 @@ class FunctionPolicy:
     statements: tuple[dict[str, Any], ...]
 
     @classmethod
-    def of(cls, function: str, *, table_name: str, secret_name: str) -> FunctionPolicy:
-        """The function's role statements for a deployment with this table and secret."""
-        return _policy(function, table_name, secret_name)
+    def of(cls, function: str, *, table_name: str, secret_name: str, bus_name: str = "") -> FunctionPolicy:
+        """The function's role statements for a deployment with this table, secret and event bus."""
+        return _policy(function, table_name, secret_name, bus_name)
 
     def _applies(self, statement: dict[str, Any], action: str, resource: str) -> bool:
         actions = [a.lower() for a in _listed(statement.get("Action", []))]
@@ -180,10 +184,15 @@ class FunctionPolicy:
 
 
 @cache
-def _policy(function: str, table_name: str, secret_name: str) -> FunctionPolicy:
-    resolver = _Resolver(
-        _translated(), {"Table": table_name, "ComponentSecretName": secret_name, "SharedTableName": ""}
-    )
+def _policy(function: str, table_name: str, secret_name: str, bus_name: str) -> FunctionPolicy:
+    values = {
+        "Table": table_name,
+        "ComponentSecretName": secret_name,
+        "SharedTableName": "",
+        "EventBus": bus_name,
+        "EventBus.Arn": _bus_arn(bus_name),
+    }
+    resolver = _Resolver(_translated(), values)
     return FunctionPolicy(function, tuple(resolver.resolve(s) for s in raw_statements(function)))
 
 
@@ -225,12 +234,19 @@ class Call:
     function: str
     action: str  # IAM's name: dynamodb:GetItem, secretsmanager:GetSecretValue
     resource: str  # the ARN IAM checks; "*" when this file does not know the service
-    table_name: str  # the deployment the call ran in (TABLE_NAME, COMPONENT_SECRET_ID)
+    table_name: str  # the deployment the call ran in (TABLE_NAME, COMPONENT_SECRET_ID, EVENT_BUS_NAME)
     secret_name: str
+    bus_name: str = ""
 
     def allowed(self) -> bool:
-        policy = FunctionPolicy.of(self.function, table_name=self.table_name, secret_name=self.secret_name)
+        policy = FunctionPolicy.of(
+            self.function, table_name=self.table_name, secret_name=self.secret_name, bus_name=self.bus_name
+        )
         return policy.allows(self.action, self.resource)
+
+
+def _bus_arn(name: str, region: str = REGION) -> str:
+    return name if name.startswith("arn:") else f"arn:aws:events:{region}:{ACCOUNT}:event-bus/{name}"
 
 
 CURRENT_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("function", default=None)
@@ -243,6 +259,9 @@ def _resource(client: Any, operation: str, params: dict[str, Any], response: dic
         table = str(params["TableName"])
         arn = table if table.startswith("arn:") else f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}"
         return arn + (f"/index/{params['IndexName']}" if params.get("IndexName") else "")
+    if service == "events" and operation == "PutEvents":
+        buses = {str(e.get("EventBusName") or "default") for e in params.get("Entries", [])}
+        return _bus_arn(buses.pop(), region) if len(buses) == 1 else "*"
     if service == "secretsmanager" and "SecretId" in params:
         # IAM checks the full ARN (name + "-" + 6 characters), which only the answer tells.
         if response is not None and "ARN" in response:
@@ -306,6 +325,7 @@ class CallRecorder:
             resource,
             os.environ.get("TABLE_NAME", ""),
             os.environ.get("COMPONENT_SECRET_ID", ""),
+            os.environ.get("EVENT_BUS_NAME", ""),
         )
         with self._lock:
             self.calls.append(call)

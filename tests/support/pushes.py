@@ -77,3 +77,44 @@ def invoke_callback(
     except (TypeError, ValueError):
         parsed = body_text
     return response["statusCode"], parsed
+
+
+# --- the message URL of an authorized account ---------------------------------------------------
+
+MESSAGES_RESOURCE = "/wechat/authorizers/{appid}/messages"
+
+
+def message_plaintext(
+    to_user: str, from_user: str, msg_type: str, create_time: int, **fields: str | int
+) -> str:
+    """A message or event to an account, as WeChat sends it (``fields`` in WeChat's spelling)."""
+    return build_xml(
+        {"ToUserName": to_user, "FromUserName": from_user, "CreateTime": create_time, "MsgType": msg_type}
+        | fields
+    )
+
+
+def signed_message(
+    sim: Simulator, plaintext: str, to_user: str, timestamp: int | None = None
+) -> tuple[dict[str, str], bytes]:
+    """(query, body) of a delivery to the message URL: the envelope names the account."""
+    encrypt, body = envelope(sim.state, plaintext, to_user_name=to_user)
+    return signed_query(sim.state, encrypt, timestamp), body.encode()
+
+
+def invoke_messages(appid: str, query: dict[str, str] | None, body: bytes | None) -> tuple[int, str, str]:
+    """Call the messages Lambda's handler for one delivery; (status, content type, body)."""
+    module = load_function("functions/messages")
+    event = rest_event(
+        "POST",
+        MESSAGES_RESOURCE.replace("{appid}", appid),
+        resource=MESSAGES_RESOURCE,
+        path_parameters={"appid": appid},
+        query=query,
+        body=body,
+        headers={"Content-Type": "text/xml"},
+    )
+    response = module.lambda_handler(event, LambdaContext(function_name="MessagesFunction"))
+    headers = response.get("multiValueHeaders") or {}
+    content_type = (headers.get("Content-Type") or [response.get("headers", {}).get("Content-Type", "")])[0]
+    return response["statusCode"], content_type, response["body"]

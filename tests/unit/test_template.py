@@ -131,9 +131,13 @@ def test_translated_api_passes_no_caller_credentials_and_authorizes_as_declared(
 # Each function's DynamoDB item operations, as its code performs them (proved by
 # tests/integration/test_least_privilege.py, which drives every function and records its calls).
 ACTIONS = {
-    # pushes: ticket (Put), authorization events (Put + Update), the code exchange, the component
-    # token; the idempotency records (Put, Update, Delete when processing fails, Get)
+    # pushes: ticket (Put), authorization events (Put + Update) and their delivery keys (Put), the
+    # code exchange, the component token; a push naming another account than WeChat's answer
+    # (its pending item deleted)
     "CallbackFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
+    # messages: the authorization (Get), delivery keys (Put, Delete when publishing failed), audit
+    # results (Update); the release test's code exchange and tokens (Get, Put, Update)
+    "MessagesFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
     # a link's state (Put), the redirect's state (Get), the exchange (Update, Put), the component token
     "PreAuthFunction": {"GetItem", "PutItem", "UpdateItem"},
     # the authorization (Get), a session (Put, Get), the component token (Get, Update)

@@ -171,6 +171,17 @@ class Authorizers:
         if not self.table.delete(sk, condition=created_by_the_push).applied:
             self.table.update(sk, remove=("pending_code",), condition=Attr("pending_code").eq(code_hash))
 
+    def record_audit(self, authorizer_appid: str, audit: dict[str, Any], now: float) -> None:
+        """The last code-audit result WeChat pushed for a Mini Program (``last_audit``), unless one
+        pushed later is already recorded (events can arrive out of order)."""
+        at = int(audit.get("create_time") or 0)
+        self.table.update(
+            authorizer_sk(authorizer_appid),
+            set_values={"last_audit": audit, "last_audit_at": at, "updated_at": int(now)},
+            condition=Attr("pk").exists()
+            & (Attr("last_audit_at").not_exists() | Attr("last_audit_at").lte(at)),
+        )
+
     def set_info(self, authorizer_appid: str, info: dict[str, Any], now: float) -> None:
         self.table.update(authorizer_sk(authorizer_appid), set_values={"info": info, "info_at": now})
 
