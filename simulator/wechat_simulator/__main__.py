@@ -19,6 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--callback-url", help="authorization-event URL to push tickets and events to")
     parser.add_argument(
+        "--message-url",
+        help="authorizers' message URL ($APPID$ replaced; default: the callback URL with "
+        "/wechat/component/events replaced by /wechat/authorizers/$APPID$/messages)",
+    )
+    parser.add_argument(
         "--push-interval", type=float, default=0, help="seconds between ticket pushes (0: off)"
     )
     parser.add_argument("--latency-ms", type=float, default=0, help="added to every API answer")
@@ -34,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     sim = Simulator(
         platform,
         callback_url=args.callback_url,
+        message_url=args.message_url,
         host=args.host,
         port=args.port,
         latency=args.latency_ms / 1000,

@@ -166,6 +166,29 @@ def revoke(state: SimState, appid: str, *, push: bool = True) -> dict[str, Any]:
 # --- WeChat APIs ----------------------------------------------------------------------------
 
 
+def authorizer_token_account(
+    state: SimState, query: dict[str, str]
+) -> tuple[Account | None, dict[str, Any] | None]:
+    """(the account, None) for an ``access_token=`` that is a current authorizer_access_token,
+    else (None, WeChat's answer), as every API taking an authorizer token checks it: missing
+    41001; never issued (a component token too) 40001; issued but expired, or superseded beyond
+    its five-minute grace, 42001; its account's authorization revoked 40001. Call under the lock."""
+    token = query.get("access_token")
+    if not token:
+        return None, error(41001)
+    now = state.now()
+    for account in state.accounts.values():
+        issued = next((t for t in account.access_tokens if t.value == token), None)
+        if issued is None:
+            continue
+        if not account.authorized:
+            return None, error(40001)
+        if not issued.valid(now):
+            return None, error(42001)
+        return account, None
+    return None, error(40001)
+
+
 def _authorized_account(state: SimState, appid: Any) -> Account | None:
     account = state.accounts.get(appid) if isinstance(appid, str) else None
     return account if account is not None and account.authorized else None

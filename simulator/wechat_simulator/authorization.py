@@ -262,6 +262,7 @@ def api_query_auth(state: SimState, body: dict[str, Any], query: dict[str, str])
         account = state.accounts[code.appid]
         refresh = account.refresh_token_for_exchange(now)
         access = account.issue_access_token(now)
+        code.access_token = access.value
         return {
             "authorization_info": {
                 "authorizer_appid": account.appid,

@@ -11,7 +11,16 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from wechat_simulator import accounts, authorization, component, harness, miniprogram, pusher
+from wechat_simulator import (
+    accounts,
+    authorization,
+    component,
+    full_network,
+    harness,
+    messages,
+    miniprogram,
+    pusher,
+)
 from wechat_simulator.protocol import SimError
 from wechat_simulator.records import GRACE_SECONDS, PRE_AUTH_CODE_LIFETIME
 from wechat_simulator.state import SimState
@@ -44,6 +53,7 @@ def register(app: Flask, state: SimState) -> None:
     _register_accounts(app, state)
     _register_authorization(app, state)
     _register_miniprogram(app, state)
+    _register_messages(app, state)
 
 
 def _register_harness(app: Flask, state: SimState) -> None:
@@ -199,3 +209,37 @@ def _register_miniprogram(app: Flask, state: SimState) -> None:
         if not isinstance(kind, str):
             raise SimError("missing_parameter", "kind is required (phone or userinfo)")
         return jsonify(miniprogram.user_data(state, kind, **spec))
+
+
+def _register_messages(app: Flask, state: SimState) -> None:
+    """Messages to authorizers' message URLs, customer-service messages, the full-network test."""
+
+    @app.post("/__sim/messages")
+    def send_message() -> Any:
+        spec = _json()
+        unknown = set(spec) - {"appid", "msg_type", "event", "fields", "user", "resend_of"}
+        if unknown:
+            raise SimError("unknown_field", f"unknown fields: {', '.join(sorted(unknown))}")
+        return jsonify(
+            messages.send_message(
+                state,
+                spec.get("appid"),
+                spec.get("msg_type"),
+                event=spec.get("event"),
+                fields=spec.get("fields"),
+                user=spec.get("user"),
+                resend_of=spec.get("resend_of"),
+            )
+        )
+
+    @app.get("/__sim/custom-messages")
+    def custom_messages() -> Any:
+        return jsonify(messages.custom_messages(state, request.args.get("appid")))
+
+    @app.post("/__sim/full-network-test")
+    def full_network_test() -> Any:
+        spec = _json()
+        unknown = set(spec) - {"group", "kinds"}
+        if unknown:
+            raise SimError("unknown_field", f"unknown fields: {', '.join(sorted(unknown))}")
+        return jsonify(full_network.run(state, spec.get("group"), spec.get("kinds")))

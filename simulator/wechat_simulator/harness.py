@@ -8,19 +8,28 @@ from __future__ import annotations
 
 from dataclasses import fields
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from wechat_simulator.protocol import SimError
 from wechat_simulator.records import Fault
 from wechat_simulator.state import SimState
 
 _FAULT_FIELDS = {f.name for f in fields(Fault)}
+# The default message URL is the callback URL with this path end replaced (a stage prefix such
+# as API Gateway's /Prod is kept).
+COMPONENT_EVENTS_PATH = "/wechat/component/events"
+AUTHORIZER_MESSAGES_PATH = "/wechat/authorizers/$APPID$/messages"
 
 
 # --- settings and clock ---------------------------------------------------------------------
 
 
 def settings(state: SimState) -> dict[str, Any]:
-    return {"callback_url": state.callback_url, "latency": state.latency}
+    return {
+        "callback_url": state.callback_url,
+        "message_url": message_url_template(state),
+        "latency": state.latency,
+    }
 
 
 def set_callback_url(state: SimState, url: Any) -> None:
@@ -30,10 +39,36 @@ def set_callback_url(state: SimState, url: Any) -> None:
     state.callback_url = url or None
 
 
+def message_url_template(state: SimState) -> str | None:
+    """The authorizers' message URL (消息与事件接收URL), ``$APPID$`` still in it: the one set, else
+    the callback URL with ``/wechat/component/events`` at the end of its path replaced by
+    ``/wechat/authorizers/$APPID$/messages``; None when neither gives one."""
+    if state.message_url:
+        return state.message_url
+    if not state.callback_url:
+        return None
+    parts = urlsplit(state.callback_url)
+    if not parts.path.endswith(COMPONENT_EVENTS_PATH):
+        return None
+    path = parts.path[: -len(COMPONENT_EVENTS_PATH)] + AUTHORIZER_MESSAGES_PATH
+    return urlunsplit(parts._replace(path=path))
+
+
+def set_message_url(state: SimState, url: Any) -> None:
+    """Where messages and events to authorizers go (``$APPID$`` is replaced by the account's
+    appid); None or "" to derive it from the callback URL again."""
+    if url is not None and not isinstance(url, str):
+        raise SimError("invalid_message_url", "message_url must be a string or null")
+    state.message_url = url or None
+
+
 def change_settings(state: SimState, spec: dict[str, Any]) -> dict[str, Any]:
-    """``{"callback_url"?: str | null, "latency"?: seconds}``; answer the settings."""
+    """``{"callback_url"?: str | null, "message_url"?: str | null, "latency"?: seconds}``;
+    answer the settings."""
     if "callback_url" in spec:
         set_callback_url(state, spec["callback_url"])
+    if "message_url" in spec:
+        set_message_url(state, spec["message_url"])
     if "latency" in spec:
         state.latency = float(spec["latency"])
     return settings(state)

@@ -1,5 +1,9 @@
-"""Pushing encrypted, signed XML to a callback URL the way WeChat does, and the plaintext of
-the component events (ticket, authorized/updateauthorized, unauthorized).
+"""Pushing encrypted, signed XML to a callback URL the way WeChat does, reading the encrypted
+passive reply a push may get back, and the plaintext of the component events (ticket,
+authorized/updateauthorized, unauthorized).
+
+Both URLs (the component's authorization-event URL and the authorizers' message URL) get the
+same crypto: the platform's token and key, receive id = the component appid.
 
 ``push_ticket`` and ``push_xml`` are what ``POST /__sim/push/*`` and the ``Simulator`` methods
 of the same names do."""
@@ -11,8 +15,9 @@ import threading
 from typing import Any
 
 import requests
+from wechat_core.errors import AppIdMismatch, ServiceError
 from wechat_core.protocol.crypto import MessageCrypto, sha1_signature
-from wechat_core.protocol.messages import build_xml
+from wechat_core.protocol.messages import build_xml, parse_xml
 
 from wechat_simulator.protocol import SimError
 from wechat_simulator.state import SimState
@@ -36,10 +41,15 @@ def signed_query(state: SimState, encrypt: str, timestamp: int | None = None) ->
     }
 
 
+def _crypto(state: SimState) -> MessageCrypto:
+    p = state.platform
+    return MessageCrypto(p.token, p.encoding_aes_key, p.appid)
+
+
 def envelope(state: SimState, plaintext: str, to_user_name: str | None = None) -> tuple[str, str]:
     """Encrypt ``plaintext``; return (Encrypt, envelope XML) as WeChat sends it."""
     p = state.platform
-    encrypt = MessageCrypto(p.token, p.encoding_aes_key, p.appid).encrypt(plaintext)
+    encrypt = _crypto(state).encrypt(plaintext)
     head = {"ToUserName": to_user_name} if to_user_name else {"AppId": p.appid}
     return encrypt, build_xml({**head, "Encrypt": encrypt})
 
@@ -68,6 +78,44 @@ def push(
     }
     state.note_push({"url": url, "status": response.status_code})
     return result
+
+
+def read_reply(state: SimState, body: str) -> dict[str, Any]:
+    """What WeChat makes of the answer to a push: ``{"reply", "reply_valid", "reply_error"}``.
+
+    ``""`` or ``success`` is no reply (``reply`` and ``reply_valid`` None). Anything else must be
+    the encrypted envelope ``<xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>`` with
+    MsgSignature = sha1(sort(token, TimeStamp, Nonce, Encrypt)) and receive id = the component
+    appid; ``reply`` is its decrypted plaintext's fields whenever it decrypts (a bad signature
+    included, to show what was meant), ``reply_valid`` whether WeChat would take it.
+    """
+    text = body.strip()
+    if text in ("", "success"):
+        return {"reply": None, "reply_valid": None, "reply_error": None}
+
+    def refused(reason: str, reply: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"reply": reply, "reply_valid": False, "reply_error": reason}
+
+    try:
+        outer = parse_xml(text)
+    except ServiceError:
+        return refused("not_xml")
+    encrypt = outer.get("Encrypt")
+    if not isinstance(encrypt, str) or not encrypt:
+        # A third-party platform is in safe mode: a plaintext reply is dropped.
+        return refused("not_encrypted")
+    try:
+        reply = parse_xml(_crypto(state).decrypt(encrypt))
+    except AppIdMismatch:
+        return refused("wrong_receive_id")
+    except ServiceError:
+        return refused("cannot_decrypt")
+    timestamp, nonce, signature = outer.get("TimeStamp"), outer.get("Nonce"), outer.get("MsgSignature")
+    if not (isinstance(timestamp, str) and isinstance(nonce, str) and isinstance(signature, str)):
+        return refused("missing_signature", reply)
+    if sha1_signature(state.platform.token, timestamp, nonce, encrypt) != signature.lower():
+        return refused("bad_signature", reply)
+    return {"reply": reply, "reply_valid": True, "reply_error": None}
 
 
 def _target(state: SimState, url: str | None) -> str:

@@ -1,5 +1,6 @@
 """What the simulator holds: the platform, the accounts, the credentials and codes it issued,
-injected faults, authorization links, WeChat users and Mini Program sessions.
+injected faults, authorization links, WeChat users and Mini Program sessions, the messages sent
+to authorizers' message URLs and the customer-service messages received.
 
 Plain records and the rules that belong to one record alone (a token's acceptance, an
 account's authorization). This module imports nothing of the package; ``SimState`` keeps every
@@ -22,6 +23,8 @@ GRACE_SECONDS = 300
 PRE_AUTH_CODE_LIFETIME = 1800
 AUTHORIZATION_CODE_LIFETIME = 3600
 JS_CODE_LIFETIME = 300
+# A fan who interacted with an account may get customer-service messages for 48 hours.
+CUSTOMER_SERVICE_WINDOW = 48 * 3600
 
 # The permission sets (func_info ids) an account grants when the link names none.
 DEFAULT_FUNC_INFO = {
@@ -245,6 +248,9 @@ class AuthorizationCode:
     expires_at: float
     used: bool = False
     revoked: bool = False  # the authorization was cancelled before the code was exchanged
+    # The authorizer_access_token api_query_auth issued for it (the full-network test checks
+    # that its customer-service message was sent with this one).
+    access_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -321,4 +327,49 @@ class Session:
             "unionid": self.unionid,
             "user": self.user,
             "issued_at": self.issued_at,
+        }
+
+
+# --- messages to authorizers and customer-service messages ----------------------------------
+
+
+@dataclass
+class SentMessage:
+    """A message or event sent to an authorizer's message URL, kept so that it can be sent again
+    exactly as it was (WeChat re-sends the same plaintext when it gets no answer in 5 s)."""
+
+    id: str
+    appid: str
+    to_user_name: str
+    user: str
+    openid: str
+    plaintext: str
+    fields: dict[str, str | int]
+    msg_id: int | None
+    attempts: int = 1
+
+
+@dataclass
+class CustomMessage:
+    """A customer-service message the simulator accepted (``cgi-bin/message/custom/send``)."""
+
+    appid: str
+    touser: str
+    msgtype: str
+    content: Any  # text.content for text, the msgtype's object otherwise
+    time: float  # simulator clock
+    access_token: str
+    body: dict[str, Any]
+    seq: int = 0  # 1, 2, ... in the order received (SimState numbers it): waiters look past one
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "appid": self.appid,
+            "touser": self.touser,
+            "msgtype": self.msgtype,
+            "content": self.content,
+            "time": self.time,
+            "access_token": self.access_token,
+            "body": self.body,
         }

@@ -21,7 +21,9 @@ from wechat_simulator import (
     component,
     control,
     dispatch,
+    full_network,
     harness,
+    messages,
     miniprogram,
     pages,
     pusher,
@@ -32,7 +34,7 @@ from wechat_simulator.state import SimState
 DEFAULT_REDIRECT_URI = "http://localhost/wechat/component/authorized"
 
 # Every WeChat API the simulator serves, by the module that implements it.
-APIS = (*component.APIS, *accounts.APIS, *authorization.APIS, *miniprogram.APIS)
+APIS = (*component.APIS, *accounts.APIS, *authorization.APIS, *miniprogram.APIS, *messages.APIS)
 
 
 def build_app(state: SimState) -> Flask:
@@ -52,11 +54,17 @@ class Simulator:
         platform: Platform | None = None,
         *,
         callback_url: str | None = None,
+        message_url: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         latency: float = 0.0,
     ) -> None:
-        self.state = SimState(platform or Platform.generate(), latency=latency, callback_url=callback_url)
+        self.state = SimState(
+            platform or Platform.generate(),
+            latency=latency,
+            callback_url=callback_url,
+            message_url=message_url,
+        )
         self.app = build_app(self.state)
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
         self._server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True
@@ -72,6 +80,17 @@ class Simulator:
     @callback_url.setter
     def callback_url(self, url: str | None) -> None:
         harness.set_callback_url(self.state, url)
+
+    @property
+    def message_url(self) -> str | None:
+        """The authorizers' message URL, ``$APPID$`` in it: the one set, else derived from the
+        callback URL (``/wechat/component/events`` -> ``/wechat/authorizers/$APPID$/messages``)."""
+        return harness.message_url_template(self.state)
+
+    @message_url.setter
+    def message_url(self, url: str | None) -> None:
+        """Set it; None derives it from the callback URL again."""
+        harness.set_message_url(self.state, url)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -236,3 +255,52 @@ class Simulator:
         """Encrypted user data (``phone`` or ``userinfo``): ``{encryptedData, iv, plain, session_key}``;
         options: session_key, or openid and appid; watermark_appid; fields."""
         return miniprogram.user_data(self.state, kind, **options)
+
+    # --- messages to authorizers -----------------------------------------------------------
+
+    def send_message(
+        self,
+        appid: str,
+        msg_type: str = "text",
+        *,
+        fields: dict[str, Any] | None = None,
+        user: str | None = None,
+        resend_of: str | None = None,
+    ) -> dict[str, Any]:
+        """A fan (``user``) sends a message to account ``appid``: posted to its message URL;
+        answers what was sent and what came back (``messages.send_message``). ``fields``
+        change, add or (None) remove plaintext fields."""
+        return messages.send_message(
+            self.state,
+            appid,
+            None if resend_of else msg_type,
+            fields=fields,
+            user=user,
+            resend_of=resend_of,
+        )
+
+    def send_event(
+        self, appid: str, event: str, *, fields: dict[str, Any] | None = None, user: str | None = None
+    ) -> dict[str, Any]:
+        """An event (MsgType event, ``Event`` = ``event``) to account ``appid``'s message URL."""
+        return messages.send_message(self.state, appid, "event", event=event, fields=fields, user=user)
+
+    def resend_message(self, message_id: str) -> dict[str, Any]:
+        """Send an earlier message (its answer's ``id``) again, as WeChat does after 5 s of
+        silence: the same plaintext, a new timestamp and nonce."""
+        return messages.resend_message(self.state, message_id)
+
+    def fan_openid(self, appid: str, user: str | None = None) -> str:
+        """``user``'s openid in account ``appid`` (the default user when None)."""
+        return messages.fan_openid(self.state, appid, user)
+
+    def custom_messages(self, appid: str | None = None) -> list[dict[str, Any]]:
+        """The customer-service messages accepted by ``custom/send`` (to ``appid`` only when given)."""
+        return messages.custom_messages(self.state, appid)
+
+    def full_network_test(
+        self, group: int | None = None, kinds: list[str] | tuple[str, ...] | None = None
+    ) -> dict[str, Any]:
+        """WeChat's full-network release test against the callback and message URLs;
+        ``{"passed", "group", "kinds", "accounts", "steps": [{"name", "passed", "detail", "seconds"}]}``."""
+        return full_network.run(self.state, group, list(kinds) if kinds is not None else None)

@@ -1,4 +1,5 @@
-"""The simulator's state: every record it holds (records.py), call counts, one lock.
+"""The simulator's state: every record it holds (records.py), call counts, one lock, and the
+conditions waiters use (pushes made, customer-service messages received).
 
 The feature modules (``accounts``, ``authorization``, ``miniprogram``, ``users``, ``harness``,
 ...) own the rules that change the records; every change happens under ``SimState.lock``.
@@ -17,11 +18,13 @@ from wechat_simulator.records import (
     TOKEN_LIFETIME,
     Account,
     AuthorizationCode,
+    CustomMessage,
     Fault,
     Issued,
     JsCode,
     Platform,
     PreAuthCode,
+    SentMessage,
     Session,
     SimUser,
     random_text,
@@ -44,6 +47,9 @@ class SimState:
     pushes_done: int = 0  # every push ever made, delivered or not
     # Where pushes go when no URL is given (the platform's authorization-event URL).
     callback_url: str | None = None
+    # The authorizers' message URL template (``$APPID$`` replaced); None: derived from
+    # callback_url (harness.message_url_template).
+    message_url: str | None = None
     # Authorizer accounts by appid, in the order they were added.
     accounts: dict[str, Account] = field(default_factory=dict)
     pre_auth_codes: dict[str, PreAuthCode] = field(default_factory=dict)
@@ -53,10 +59,21 @@ class SimState:
     # Mini Program login: wx.login codes, sessions (every session_key issued).
     js_codes: dict[str, JsCode] = field(default_factory=dict)
     sessions: list[Session] = field(default_factory=list)
+    # Messages sent to message URLs by id (messages.py); when each fan last interacted with an
+    # account, by (appid, openid): the 48-hour customer-service window starts there.
+    sent_messages: dict[str, SentMessage] = field(default_factory=dict)
+    messages_sent: int = 0
+    fan_interactions: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Customer-service messages accepted (the last 1000), and how many in all.
+    custom_messages: list[CustomMessage] = field(default_factory=list)
+    custom_messages_received: int = 0
 
     def __post_init__(self) -> None:
         # Notified after every push: tests wait on it for pushes made in the background.
         self.pushed = threading.Condition(self.lock)
+        # Notified after every accepted customer-service message: the full-network test waits
+        # on it for the service's answer to QUERY_AUTH_CODE, which arrives while it waits.
+        self.custom_message_received = threading.Condition(self.lock)
 
     def now(self) -> float:
         return time.time() + self.clock_offset
@@ -72,6 +89,15 @@ class SimState:
         """Wait until ``count`` pushes in all were made; False on timeout."""
         with self.pushed:
             return self.pushed.wait_for(lambda: self.pushes_done >= count, timeout)
+
+    def note_custom_message(self, message: CustomMessage) -> None:
+        """Keep an accepted customer-service message (numbering it) and wake the waiters."""
+        with self.custom_message_received:
+            self.custom_messages_received += 1
+            message.seq = self.custom_messages_received
+            self.custom_messages.append(message)
+            del self.custom_messages[:-1000]
+            self.custom_message_received.notify_all()
 
     def record(self, api: str, request: dict[str, Any]) -> int:
         """Count a call and return how many calls of this api were made, this one included."""

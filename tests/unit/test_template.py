@@ -149,6 +149,7 @@ ACTIONS = {
     "ComponentTokenFunction": {"GetItem", "UpdateItem"},
 }
 ITEM_ACTIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"}
+PUBLISHERS = {"MessagesFunction"}  # the functions that put events on the bus
 TABLE_ARN = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Name}"
 SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:" + (
     "${ComponentSecretName}-??????"
@@ -179,9 +180,18 @@ def test_each_function_has_its_own_least_privilege_policy() -> None:
         (policy,) = props["Policies"]  # one inline policy document, this function's own
         dynamodb: dict[str, set[str]] = {}
         secrets: set[str] = set()
+        events: list[Any] = []
         for statement in policy["Statement"]:
             assert statement["Effect"] == "Allow"
             actions = _listed(statement["Action"])
+            if any(a.startswith("events:") for a in actions):
+                # Publishing only, on the stack's own bus (never the account's default bus or "*").
+                assert (actions, statement["Resource"]) == (
+                    ["events:PutEvents"],
+                    {"Fn::GetAtt": "EventBus.Arn"},
+                )
+                events.append(statement)
+                continue
             arns = [_sub(r) for r in _listed(statement["Resource"])]
             for action in actions:
                 service, _, operation = action.partition(":")
@@ -200,6 +210,7 @@ def test_each_function_has_its_own_least_privilege_policy() -> None:
                     dynamodb.setdefault(operation, set()).add(arn)
         assert set(dynamodb) == ACTIONS[name], name
         assert secrets == {"GetSecretValue"}, name
+        assert len(events) == (1 if name in PUBLISHERS else 0), name
         for operation, arns in dynamodb.items():
             # The due index only for its one reader (Query), and the table itself never queried by it.
             expected = (
