@@ -23,13 +23,15 @@ from devtools.project import ROOT, say
 from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
 from devtools.template import api_routes, has_route, scheduled_functions
 
+MESSAGES = "/wechat/authorizers/{appid}/messages"
+
 
 def banner(info: StackInfo, seconds: float) -> str:
     appid = info.component_appid
     rel_config = os.path.relpath(info.samconfig, ROOT)
 
-    def route(method: str, path: str) -> str:
-        url = info.api_url + path
+    def route(method: str, path: str, url: str = "") -> str:
+        url = url or info.api_url + path
         return url if has_route(method, path) else f"{url}  (not in template.yaml yet)"
 
     routes = "\n".join(
@@ -41,6 +43,7 @@ def banner(info: StackInfo, seconds: float) -> str:
  Local stack ready in {seconds:.1f}s  (component appid {appid})
 
  Authorization event URL (callback):  {info.callback_url}
+ Message URL ($APPID$ = the account): {route("POST", MESSAGES, info.message_url)}
  Authorization link:                  {route("GET", "/wechat/component/authorize")}
  Mini Program login:                  {route("POST", "/wechat/miniprogram/{appid}/login")}
  Every route in template.yaml:
@@ -49,11 +52,17 @@ def banner(info: StackInfo, seconds: float) -> str:
 
  WeChat simulator:  {info.simulator_url}
     pushes a ticket now:     curl -X POST {info.simulator_url}/__sim/push/ticket
+    a fan writes to an authorized account (the message goes to the message URL):
+                             curl -X POST {info.simulator_url}/__sim/messages -d \\
+                               '{{"appid": "wx…", "msg_type": "text", "fields": {{"Content": "hello"}}}}'
+    full-network test:       curl -X POST {info.simulator_url}/__sim/full-network-test
     upstream API calls:      {info.simulator_url}/__sim/calls
     requests it received:    {info.simulator_url}/__sim/requests
     the platform it plays:   {info.simulator_url}/__sim/platform
- moto (DynamoDB, Secrets Manager): {info.moto_url}   (dashboard: {info.moto_url}/moto-api/)
+ moto (DynamoDB, Secrets Manager, EventBridge, SQS): {info.moto_url}   (dashboard: {info.moto_url}/moto-api/)
     table {info.table_name}, secret {info.secret_name}
+    event bus {info.bus_name}; everything published on it goes to the queue
+    {info.queue_url}
 
  In another terminal:
     make demo

@@ -2,7 +2,8 @@
 
 Each step drives the real handlers through ``sam local`` and WeChat's side through the simulator,
 then shows what happened: the upstream WeChat API calls the functions made (the simulator's
-``/__sim/calls``) and the items in the table (read through moto). A step runs only when template.yaml
+``/__sim/calls``), the items in the table and what was published on the event bus (both read
+through moto; the bus through the queue a rule sends it all to). A step runs only when template.yaml
 has its route (or scheduled function); the others are listed as not available yet.
 
     make local     # in one terminal
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import textwrap
 from collections import Counter
@@ -45,6 +47,9 @@ def item_kind(item: dict[str, Any]) -> str:
     sk = str(item.get("sk", {}).get("S", ""))
     if pk.startswith("idempotency#"):
         return "idempotency record"
+    if pk.startswith("delivery#"):  # delivery#<component appid>#<kind>#<hash>
+        parts = pk.split("#")
+        return f"delivery key ({parts[2]})" if len(parts) > 3 else "delivery key"
     named = {"ticket": "component_verify_ticket", "token": "component_access_token"}
     if sk in named:
         return named[sk]
@@ -231,6 +236,54 @@ def miniprogram_login(demo: Demo) -> None:
     demo.say("the session_key stays on the server")
 
 
+def fan_message(demo: Demo) -> None:
+    info = demo.info
+    if not info.queue_url:
+        raise Skip("this local stack has no event bus queue: restart `make local`")
+    appid = demo.authorize("official_account", "1", "Demo Coffee")
+    earlier = info.published()
+    if earlier:
+        demo.say(f"({len(earlier)} earlier event(s) taken from the queue first)")
+    demo.say(f"a fan writes to {appid}; WeChat delivers it to the account's message URL:")
+    sent = demo.sim(
+        "POST", "/__sim/messages", appid=appid, msg_type="text", fields={"Content": "One flat white, please"}
+    )
+    demo.say(f"POST {sent['url']} (signed, AES-encrypted) -> {sent['status']} {sent['body']!r}")
+    if sent["status"] != 200:
+        raise RuntimeError(f"the message URL answered {sent['status']}: {sent.get('error') or sent['body']}")
+    published = info.published()
+    demo.say(f"on event bus {info.bus_name}; the queue subscribed to it received {len(published)} event(s):")
+    for event in published:
+        demo.say(json.dumps(event, indent=2, ensure_ascii=False), indent=6)
+    if len(published) != 1:
+        raise RuntimeError(f"expected the message once on the bus, got {len(published)} events")
+    again = demo.sim("POST", "/__sim/messages", resend_of=sent["id"])
+    demo.say(f"WeChat re-sends it (same MsgId) -> {again['status']} {again['body']!r}")
+    demo.say(f"published again: {len(info.published())} event(s) (a re-send is answered, not published)")
+
+
+def _masked_codes(text: str) -> str:
+    """Authorization codes in a report's text, masked (the service keeps them only as hashes)."""
+    return re.sub(r"queryauthcode@@@[\w-]+", lambda found: mask(found.group()), text)
+
+
+def full_network_test(demo: Demo) -> None:
+    demo.say("before a platform is released, WeChat runs its full-network test (全网发布接入检测)")
+    demo.say("against the authorization event URL and the message URL; the simulator runs it now:")
+    demo.info.published()  # earlier events, out of the way
+    report = demo.sim("POST", "/__sim/full-network-test")
+    accounts = ", ".join(f"{kind} {a['appid']} ({a['user_name']})" for kind, a in report["accounts"].items())
+    demo.say(f"test group {report['group']}: {accounts}")
+    for step in report["steps"]:
+        outcome = "passed" if step["passed"] else "FAILED"
+        demo.say(f"{step['name']:34} {outcome:6} {step['seconds']:6.2f}s  {_masked_codes(step['detail'])}", 6)
+    demo.say(f"result: {'passed' if report['passed'] else 'FAILED'}")
+    published = demo.info.published()
+    demo.say(f"the test's messages are answered, not published: {len(published)} event(s) on the bus")
+    if not report["passed"]:
+        raise RuntimeError("WeChat's full-network test did not pass")
+
+
 STEPS = [
     Step(
         "A ticket arrives at the authorization-event URL",
@@ -256,6 +309,20 @@ STEPS = [
             ("POST", "/wechat/miniprogram/{appid}/login"),
         ],
         run=miniprogram_login,
+    ),
+    Step(
+        "A fan's message to the account arrives on the event bus",
+        [
+            ("GET", "/wechat/component/authorize"),
+            ("GET", "/wechat/component/authorized"),
+            ("POST", "/wechat/authorizers/{appid}/messages"),
+        ],
+        run=fan_message,
+    ),
+    Step(
+        "WeChat's full-network release test passes",
+        [("POST", "/wechat/component/events"), ("POST", "/wechat/authorizers/{appid}/messages")],
+        run=full_network_test,
     ),
     Step("H5: web OAuth on behalf of an Official Account", [("GET", "/wechat/oauth/{appid}/authorize")]),
 ]

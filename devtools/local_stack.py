@@ -1,6 +1,7 @@
 """The whole service on this machine: the real handlers in Lambda containers behind ``sam local
-start-api``, DynamoDB and Secrets Manager from moto's server, and the WeChat simulator pushing
-tickets to the local authorization-event URL. Nothing talks to anything but this machine.
+start-api``, DynamoDB, Secrets Manager, EventBridge and SQS from moto's server, and the WeChat
+simulator pushing tickets to the local authorization-event URL and fans' messages to the local
+message URL. Nothing talks to anything but this machine.
 
 ``LocalStack.start`` does, in order:
 
@@ -8,13 +9,15 @@ tickets to the local authorization-event URL. Nothing talks to anything but this
    scripts/lambda-base-image.sh: Docker or Finch when present, else podman, image built offline);
 2. ``sam build`` of template.yaml into its own build directory;
 3. run-time configuration in its work directory: ``sam-env.json`` (local/env.json plus the table,
-   the AWS endpoints and the WeChat hosts) and ``samconfig.toml``, so any ``sam local`` command can
-   reuse it with ``--config-file .local/samconfig.toml``;
+   the event bus, the AWS endpoints and the WeChat hosts) and ``samconfig.toml``, so any
+   ``sam local`` command can reuse it with ``--config-file .local/samconfig.toml``;
 4. ``sam local start-api --warm-containers EAGER --skip-pull-image``: every route of template.yaml,
    run through devtools.samcli (SAM CLI with two fixes);
-5. moto's server (devtools.moto_launcher), with the table made from template.yaml and the secret
-   from local/sample-platform.json under the name local/env.json gives (devtools.resources);
-6. the simulator (``python -m wechat_simulator``), wired to the local authorization-event URL.
+5. moto's server (devtools.moto_launcher), with the table made from template.yaml, the secret
+   from local/sample-platform.json under the name local/env.json gives, and the event bus with a
+   queue a rule sends everything published on it to (devtools.resources);
+6. the simulator (``python -m wechat_simulator``), wired to the local authorization-event URL and
+   the local message URL (``/wechat/authorizers/$APPID$/messages``).
 
 The Lambda containers reach moto and the simulator through ``host.docker.internal``, mapped with
 ``--add-host`` to the container network's gateway on this machine (podman: its bridge, e.g.
@@ -96,6 +99,7 @@ class LocalStack:
         push_interval: float = 600,
         warm_containers: str = "EAGER",
         table_name: str = "wechat-component-local",
+        bus_name: str = "wechat-component-local",
         verbose: bool = False,
         log: Log = say,
     ) -> None:
@@ -105,6 +109,7 @@ class LocalStack:
         self.push_interval = push_interval
         self.warm_containers = warm_containers
         self.table_name = table_name
+        self.bus_name = bus_name
         self.verbose = verbose
         self.log = log
         self.engine: Engine | None = None
@@ -154,8 +159,10 @@ class LocalStack:
             "TABLE_NAME": self.table_name,
             "COMPONENT_APPID": platform["appid"],
             "COMPONENT_SECRET_ID": secret_name,
+            "EVENT_BUS_NAME": self.bus_name,
             "AWS_ENDPOINT_URL_DYNAMODB": moto_for_functions,
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_for_functions,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": moto_for_functions,
             "WECHAT_API_BASE": sim_for_functions,
             # Only links for a browser on this machine are built on these two hosts.
             "WECHAT_MP_BASE": f"http://{engine.local_host}:{sim_port}",
@@ -183,6 +190,7 @@ class LocalStack:
             env_file=str(env_file),
             image_memo=str(self.build_dir.parent / "image-memo.json"),
             pid=os.getpid(),
+            bus_name=self.bus_name,
         )
 
         # start-api first: its warm containers bring up the container network, whose gateway address
@@ -197,7 +205,7 @@ class LocalStack:
         wait("sam local start-api", lambda: port_open("127.0.0.1", api_port), 300, sam)
         wait(f"address {engine.bind_host} on this machine", lambda: can_bind(engine.bind_host, 0), 30, sam)
 
-        self.log(f"moto server (DynamoDB, Secrets Manager) on {info.moto_url}")
+        self.log(f"moto server (DynamoDB, Secrets Manager, EventBridge, SQS) on {info.moto_url}")
         # moto.server with DynamoDB serialized, as in the tests
         argv = [sys.executable, "-m", "devtools.moto_launcher", "-H", engine.bind_host, "-p", str(moto_port)]
         moto = self._spawn("moto server", "moto", argv, child_environment())
@@ -206,9 +214,11 @@ class LocalStack:
         self._warm_up(info, sam)
 
         self.log(f"WeChat simulator on {info.simulator_url}, pushing to {info.callback_url}")
+        self.log(f"  and sending fans' messages to {info.message_url}")
         argv = [sys.executable, "-m", "wechat_simulator", "--host", engine.bind_host, "--port", str(sim_port)]
         argv += ["--platform-json", str(ROOT / "local/sample-platform.json")]
         argv += ["--callback-url", info.callback_url, "--push-interval", str(self.push_interval)]
+        argv += ["--message-url", info.message_url]
         sim = self._spawn("WeChat simulator", "simulator", argv, child_environment())
         wait("WeChat simulator", lambda: self._answers(info.simulator_url + "/__sim/platform"), 60, sim)
 
@@ -284,6 +294,11 @@ class LocalStack:
         info.create_table(info.table_name)
         info.create_secret(info.secret_name, platform)
         self.log(f"table {info.table_name} (from template.yaml) and secret {info.secret_name} created")
+        info.queue_url = info.create_bus(info.bus_name)
+        self.log(
+            f"event bus {info.bus_name} and queue {info.queue_url} created "
+            f"(a rule sends everything wechat.component.{info.component_appid} publishes to the queue)"
+        )
 
     def _warm_up(self, info: StackInfo, sam: Child) -> None:
         """First request to the callback, so the simulator's first push meets a warm function: without

@@ -21,8 +21,12 @@ from wechat_core.protocol.crypto import MessageCrypto
 from wechat_core.protocol.messages import build_xml
 
 from devtools.events import rest_event
+from devtools.message_events import MESSAGE_EVENTS
 from devtools.project import ROOT
 from devtools.samples import (
+    NEVER_AUTHORIZED,
+    NONCE,
+    RANDOM16,
     SAMPLE_AUTHORIZATION_CODE,
     SAMPLE_JS_CODE,
     SAMPLE_MINI_PROGRAM,
@@ -30,12 +34,8 @@ from devtools.samples import (
     SAMPLE_SESSION_TOKEN,
     SAMPLE_STATE,
     SAMPLE_TICKET,
+    SIGNED_AT,
 )
-
-SIGNED_AT = 1763856000  # 2025-11-23T00:00:00Z
-NONCE = "1590219412"
-# Fixed random prefix so the ciphertext, and so the files, are reproducible.
-RANDOM16 = b"sample-events-16"
 
 
 def platform() -> dict[str, str]:
@@ -109,7 +109,6 @@ def _user_data(session_key: str, iv: bytes, watermark_timestamp: int) -> str:
 
 HOST = {"Host": "127.0.0.1:3000", "X-Forwarded-Proto": "http"}
 JSON = {**HOST, "Content-Type": "application/json"}
-NEVER_AUTHORIZED = "wx0123456789abcdef"
 USER_DATA_IV = b"sample-iv-16byte"
 
 
@@ -219,6 +218,8 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         _push(_ticket_xml(), signature_ok=False),
         {"expect": {"statusCode": 401, "body": '{"error":"signature mismatch"}'}, "then": ["table_empty"]},
     ),
+    # --- MessagesFunction: POST /wechat/authorizers/{appid}/messages (devtools/message_events.py) ----
+    **MESSAGE_EVENTS,
     # --- PreAuthFunction: GET /wechat/component/authorize, GET /wechat/component/authorized ----------
     "preauth-authorize.json": (
         "PreAuthFunction",

@@ -43,11 +43,16 @@ def create_secret(secrets: SecretsManagerClient, name: str, platform: dict[str, 
     secrets.create_secret(Name=name, SecretString=json.dumps({k: platform[k] for k in SECRET_KEYS}))
 
 
+def queue_name(bus_name: str) -> str:
+    """The queue ``create_bus_and_queue`` subscribes to ``bus_name``."""
+    return f"{bus_name}-messages"
+
+
 def create_bus_and_queue(events: Any, sqs: Any, bus_name: str, component_appid: str) -> str:
     """The service's event bus, and a queue that receives everything published on it (the sample
     rule the README shows, for one platform). Returns the queue's URL."""
     events.create_event_bus(Name=bus_name)
-    queue_url: str = sqs.create_queue(QueueName=f"{bus_name}-messages")["QueueUrl"]
+    queue_url: str = sqs.create_queue(QueueName=queue_name(bus_name))["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]

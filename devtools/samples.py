@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import base64
 
+# Every sample push and message is signed at this time, with this nonce (each file its own, from
+# here up), and encrypted with this "random" prefix: regenerating events/ gives the same files.
+SIGNED_AT = 1763856000  # 2025-11-23T00:00:00Z
+NONCE = "1590219412"
+RANDOM16 = b"sample-events-16"
+
 SAMPLE_TICKET = "ticket@@@sample-ticket-for-local-runs"
 SAMPLE_MINI_PROGRAM = "wx5a3e1c9b7d2f4e60"
 SAMPLE_AUTHORIZATION_CODE = "queryauthcode@@@sample-authorization-for-local-runs"
@@ -13,3 +19,14 @@ SAMPLE_STATE = "sample-state-for-local-runs-0001"  # of an authorization link we
 SAMPLE_SESSION_TOKEN = "sample-session-token-for-local-runs-0001"  # what login would have answered
 SAMPLE_SESSION_KEY = base64.b64encode(b"sample-sessionky").decode()  # AES-128, as WeChat gives it
 SAMPLE_OPENID = "oSampleOpenidForLocalRuns001"
+NEVER_AUTHORIZED = "wx0123456789abcdef"  # an appid that never authorized the platform
+
+# Messages to the message URL (POST /wechat/authorizers/{appid}/messages).
+SAMPLE_MINI_PROGRAM_USER_NAME = "gh_5a3e1c9b7d2f"  # the sample Mini Program's gh_ id (ToUserName)
+SAMPLE_FAN_OPENID = "oSampleFanOpenidForLocalRun1"  # a user writing to it (FromUserName)
+SAMPLE_MESSAGE_CONTENT = "Hello from a sample fan"
+SAMPLE_MSG_ID = 24300000000000001
+# WeChat's full-network release test: group 1's Official Account and its test fan, as captured.
+RELEASE_TEST_ACCOUNT = "wx570bc396a51b8ff8"
+RELEASE_TEST_USER_NAME = "gh_3c884a361561"
+RELEASE_TEST_FAN = "ozy4qt5QUADNXORxCVipKMV9dss0"

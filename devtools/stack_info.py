@@ -1,6 +1,7 @@
 """A running local stack as its callers see it (``make demo``, scripts/seed_events.py, the e2e
 tests): its URLs and names, saved in ``.local/stack.json`` by the process that runs it; ``sam local
-invoke`` with its configuration; its table and the simulator's counters."""
+invoke`` with its configuration; its table, what it published on its event bus, and the
+simulator's counters."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 EVENTS_PATH = "/wechat/component/events"
+MESSAGES_PATH = "/wechat/authorizers/$APPID$/messages"  # WeChat replaces $APPID$
 DEFAULT_WORK_DIR = ROOT / ".local"
 STATE_FILE = "stack.json"
 
@@ -46,11 +48,18 @@ class StackInfo:
     env_file: str  # its --env-vars
     image_memo: str  # see devtools.samcli._reuse_layer_images
     pid: int  # the process that runs the stack
+    bus_name: str = ""  # the functions' EVENT_BUS_NAME, on moto
+    queue_url: str = ""  # a queue a rule sends everything published on the bus to
 
     @property
     def callback_url(self) -> str:
         """The authorization-event URL (授权事件接收URL)."""
         return self.api_url + EVENTS_PATH
+
+    @property
+    def message_url(self) -> str:
+        """The message URL (消息与事件接收URL), ``$APPID$`` as WeChat fills it in."""
+        return self.api_url + MESSAGES_PATH
 
     def url(self, path: str, **params: str) -> str:
         for name, value in params.items():
@@ -79,10 +88,16 @@ class StackInfo:
     # --- SAM CLI ---------------------------------------------------------------------------------
 
     def invoke(
-        self, function: str, event: Path | dict[str, Any], *, table_name: str | None = None
+        self,
+        function: str,
+        event: Path | dict[str, Any],
+        *,
+        table_name: str | None = None,
+        bus_name: str | None = None,
     ) -> dict[str, Any]:
         """``sam local invoke`` a function with this stack's configuration; return its answer.
-        ``table_name``: use that table instead of the stack's (see ``create_table``)."""
+        ``table_name``, ``bus_name``: use that table, that event bus instead of the stack's (see
+        ``create_table``, ``create_bus``)."""
         argv = [*sam_command(), "local", "invoke", function, "--config-file", self.samconfig]
         with tempfile.TemporaryDirectory(prefix="sam-invoke-") as tmp:
             if isinstance(event, dict):
@@ -90,9 +105,10 @@ class StackInfo:
                 event_path.write_text(json.dumps(event), "utf-8")
                 event = event_path
             argv += ["--event", str(event)]
-            if table_name is not None:
+            overrides = {"TABLE_NAME": table_name, "EVENT_BUS_NAME": bus_name}
+            if any(v is not None for v in overrides.values()):
                 env_vars = json.loads(Path(self.env_file).read_text("utf-8"))
-                env_vars["Parameters"]["TABLE_NAME"] = table_name
+                env_vars["Parameters"] |= {k: v for k, v in overrides.items() if v is not None}
                 env_path = Path(tmp) / "env.json"
                 env_path.write_text(json.dumps(env_vars), "utf-8")
                 argv += ["--env-vars", str(env_path)]
@@ -114,7 +130,7 @@ class StackInfo:
                     return answer
         raise StackError(f"sam local invoke {function} gave no JSON answer:\n{proc.stdout}\n{proc.stderr}")
 
-    # --- the table and the secret, through moto --------------------------------------------------
+    # --- the table, the secret and the event bus, through moto ------------------------------------
 
     def _moto_client(self, service: str) -> Any:
         local = local_parameters()
@@ -140,6 +156,19 @@ class StackInfo:
 
     def create_secret(self, name: str, platform: dict[str, str]) -> None:
         resources.create_secret(self.secretsmanager(), name, platform)
+
+    def create_bus(self, name: str) -> str:
+        """An event bus, and a queue a rule sends everything this platform publishes on it to
+        (devtools.resources); returns the queue's URL."""
+        return resources.create_bus_and_queue(
+            self._moto_client("events"), self._moto_client("sqs"), name, self.component_appid
+        )
+
+    def published(self, queue_url: str | None = None) -> list[dict[str, Any]]:
+        """What the functions published on the event bus since it was last read: EventBridge's
+        envelopes (``source``, ``detail-type``, ``detail``, ...), taken from the queue (the stack's
+        unless ``queue_url``: see ``create_bus``)."""
+        return resources.receive_all(self._moto_client("sqs"), queue_url or self.queue_url)
 
     def items(self, table_name: str | None = None) -> list[dict[str, Any]]:
         """Every item in the table, in a stable order (local runs and tests only)."""

@@ -34,6 +34,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]
         moto_port=0,
         push_interval=0,  # tests push when they want
         table_name="wechat-component-e2e",
+        bus_name="wechat-component-e2e",
     )
     try:
         info = stack.start()

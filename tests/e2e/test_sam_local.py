@@ -1,10 +1,12 @@
-"""The real handlers in Lambda containers: WeChat's pushes through ``sam local start-api`` into the
-table on moto, and ``sam local invoke`` with every file in events/."""
+"""The real handlers in Lambda containers: WeChat's pushes and fans' messages through ``sam local
+start-api`` into the table and onto the event bus on moto, WeChat's full-network release test
+through it, and ``sam local invoke`` with every file in events/."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from tests.support.event_setups import (
     service_environment,
     verify,
 )
+from tests.support.pushes import RELEASE_TEST_STEPS
 
 pytestmark = pytest.mark.e2e
 
@@ -79,6 +82,78 @@ def test_tampered_push_through_start_api_is_refused_and_stores_nothing(
     assert local_stack.items() == before
 
 
+def _sim(stack: StackInfo, path: str, **body: Any) -> Any:
+    """A control route of the simulator (it plays WeChat toward start-api and answers what it saw)."""
+    answer = requests.post(stack.simulator_url + path, json=body, timeout=180)
+    assert answer.status_code < 300, f"{path}: {answer.status_code} {answer.text}"
+    return answer.json()
+
+
+def _authorized_at_wechat(stack: StackInfo) -> set[str]:
+    answer = requests.get(stack.simulator_url + "/__sim/accounts", timeout=30)
+    answer.raise_for_status()
+    return {a["appid"] for a in answer.json() if a["authorized"]}
+
+
+@pytest.fixture
+def wechat_authorizations_undone(local_stack: StackInfo) -> Iterator[None]:
+    """The simulator is the session's WeChat: authorizations a test makes there are revoked after it
+    (without a push), so that WeChat's list of authorizers is the event files' own again
+    (admin-recover.json expects exactly the sample authorization)."""
+    before = _authorized_at_wechat(local_stack)
+    yield
+    for appid in sorted(_authorized_at_wechat(local_stack) - before):
+        _sim(local_stack, f"/__sim/accounts/{appid}/revoke", push=False)
+
+
+@pytest.mark.usefixtures("wechat_authorizations_undone")
+def test_fans_message_through_start_api_is_published_once(local_stack: StackInfo) -> None:
+    """An Official Account authorizes the platform (WeChat's `authorized` push to the callback, the
+    code exchanged), a fan writes to it: the message goes to its message URL, onto the bus, and
+    arrives in the queue once; WeChat's re-send of it is answered and not published again."""
+    _sim(local_stack, "/__sim/push/ticket")  # the code exchange needs the component token
+    appid = _sim(local_stack, "/__sim/accounts", kind="official_account")["appid"]
+    pushed = _sim(local_stack, "/__sim/query_auth_code", appid=appid, push=True)["push"]
+    assert (pushed["status"], pushed["body"]) == (200, "success"), pushed
+    local_stack.published()  # whatever earlier tests left
+    content = "Hello from a fan, through sam local " + uuid.uuid4().hex[:8]
+    sent = _sim(local_stack, "/__sim/messages", appid=appid, msg_type="text", fields={"Content": content})
+    assert (sent["url"], sent["status"], sent["body"]) == (
+        local_stack.message_url.replace("$APPID$", appid),
+        200,
+        "success",
+    ), sent
+    published = local_stack.published()
+    assert len(published) == 1, published
+    entry = published[0]
+    assert (entry["source"], entry["detail-type"]) == (
+        f"wechat.component.{local_stack.component_appid}",
+        "WeChat message",
+    )
+    detail = entry["detail"]
+    assert {k: detail[k] for k in ("authorizer_appid", "from", "msg_type", "msg_id")} == {
+        "authorizer_appid": appid,
+        "from": sent["openid"],
+        "msg_type": "text",
+        "msg_id": str(sent["msg_id"]),
+    }
+    assert detail["fields"]["Content"] == content
+    again = _sim(local_stack, "/__sim/messages", resend_of=sent["id"])
+    assert (again["status"], again["body"]) == (200, "success"), again
+    assert local_stack.published() == []
+
+
+@pytest.mark.usefixtures("wechat_authorizations_undone")
+def test_full_network_release_test_through_start_api_passes(local_stack: StackInfo) -> None:
+    """WeChat's full-network test (全网发布接入检测) against the callback and the message URL: every
+    step passes within WeChat's 5 seconds, and none of its messages is published."""
+    local_stack.published()
+    report = _sim(local_stack, "/__sim/full-network-test", group=1)
+    assert report["passed"], json.dumps(report["steps"], indent=2, ensure_ascii=False)
+    assert [s["name"] for s in report["steps"]] == RELEASE_TEST_STEPS
+    assert local_stack.published() == []
+
+
 def test_every_event_file_has_an_expectation() -> None:
     files = sorted(p.name for p in (ROOT / "events").glob("*.json") if p.name != "expected.json")
     assert files == sorted(EXPECTED)
@@ -87,23 +162,26 @@ def test_every_event_file_has_an_expectation() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_event_file_through_sam_local_invoke(local_stack: StackInfo, name: str) -> None:
     """Each file gets its expected answer from the function in its Lambda container, on a fresh
-    table, after the setup steps it names (tests/support/event_setups.py); then what it names must
-    hold in the table. The setup steps run the handlers in this process, against the stack's moto
-    and simulator (a container per step would double the run's time); the file itself goes
-    through ``sam local invoke``."""
+    table and event bus, after the setup steps it names (tests/support/event_setups.py); then what
+    it names must hold in the table and on the bus (read from the queue subscribed to it). The
+    setup steps run the handlers in this process, against the stack's moto and simulator (a
+    container per step would double the run's time); the file itself goes through ``sam local
+    invoke``."""
     spec = EXPECTED[name]
     table = f"e2e-{uuid.uuid4().hex[:10]}"
     local_stack.create_table(table)
+    local_stack.create_bus(table)
     environment = service_environment(
         moto_url=local_stack.moto_url,
         simulator_url=local_stack.simulator_url,
         table_name=table,
         component_appid=local_stack.component_appid,
         secret_name=local_stack.secret_name,
+        event_bus_name=table,
     )
     with service_context(environment):
         prepare(spec.get("setup", []), local_stack.simulator_url, invoke_in_process)
-    answer = local_stack.invoke(spec["function"], ROOT / "events" / name, table_name=table)
+    answer = local_stack.invoke(spec["function"], ROOT / "events" / name, table_name=table, bus_name=table)
     check_answer(spec, answer)
     with service_context(environment):
         verify(spec.get("then", []))

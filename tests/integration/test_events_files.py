@@ -61,10 +61,12 @@ def sample_simulator() -> Iterator[Simulator]:
 
 @pytest.fixture
 def sample_service(moto_server: object, sample_simulator: Simulator) -> Iterator[Resources]:
-    """The service configured as local/env.json configures it, with a table of its own."""
+    """The service configured as local/env.json configures it, with a table and an event bus (and
+    the queue subscribed to it) of its own."""
     sample = sample_simulator.state.platform
     resources = create_resources(
-        {"appsecret": sample.appsecret, "token": sample.token, "encoding_aes_key": sample.encoding_aes_key}
+        {"appsecret": sample.appsecret, "token": sample.token, "encoding_aes_key": sample.encoding_aes_key},
+        sample.appid,
     )
     local_env = json.loads((ROOT / "local/env.json").read_text("utf-8"))["Parameters"]
     previous = apply_environment(
@@ -72,6 +74,7 @@ def sample_service(moto_server: object, sample_simulator: Simulator) -> Iterator
             "TABLE_NAME": resources.table_name,
             "COMPONENT_APPID": sample.appid,
             "COMPONENT_SECRET_ID": resources.secret_name,
+            "EVENT_BUS_NAME": resources.bus_name,
             "WECHAT_API_BASE": sample_simulator.url,
             "WECHAT_MP_BASE": sample_simulator.url,
             "WECHAT_OPEN_BASE": sample_simulator.url,

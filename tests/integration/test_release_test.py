@@ -13,7 +13,13 @@ from wechat_simulator import Simulator
 from devtools.resources import Resources
 from tests.support.flows import calls
 from tests.support.gateway import Gateway
-from tests.support.pushes import EVENTS_PATH, invoke_messages, message_plaintext, signed_message
+from tests.support.pushes import (
+    EVENTS_PATH,
+    RELEASE_TEST_STEPS,
+    invoke_messages,
+    message_plaintext,
+    signed_message,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +38,7 @@ def test_the_full_network_test_passes(
     report = simulator.full_network_test(group=group)
     failed = [s for s in report["steps"] if not s["passed"]]
     assert report["passed"], failed
-    assert [s["name"] for s in report["steps"]] == [
-        "ticket",
-        "authorize_official_account",
-        "authorize_mini_program",
-        "official_account_text",
-        "official_account_event",
-        "official_account_customer_service",
-        "mini_program_customer_service",
-    ]
+    assert [s["name"] for s in report["steps"]] == RELEASE_TEST_STEPS
     # Each test code was exchanged once: by its `authorized` push, then reused for QUERY_AUTH_CODE.
     assert calls(simulator, "api_query_auth") == 2
     # The test's messages are answered, not published.

@@ -25,6 +25,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from devtools.ports import free_port
+from tests.support.pushes import RELEASE_TEST_STEPS
 
 pytestmark = pytest.mark.integration
 
@@ -723,15 +724,7 @@ def service_factory(
         service.stop()
 
 
-STEPS = [
-    "ticket",
-    "authorize_official_account",
-    "authorize_mini_program",
-    "official_account_text",
-    "official_account_event",
-    "official_account_customer_service",
-    "mini_program_customer_service",
-]
+STEPS = RELEASE_TEST_STEPS
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))

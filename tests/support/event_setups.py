@@ -25,8 +25,12 @@ import requests
 
 from devtools.samples import (
     SAMPLE_AUTHORIZATION_CODE,
+    SAMPLE_FAN_OPENID,
     SAMPLE_JS_CODE,
+    SAMPLE_MESSAGE_CONTENT,
     SAMPLE_MINI_PROGRAM,
+    SAMPLE_MINI_PROGRAM_USER_NAME,
+    SAMPLE_MSG_ID,
     SAMPLE_OPENID,
     SAMPLE_SESSION_KEY,
     SAMPLE_SESSION_TOKEN,
@@ -57,18 +61,28 @@ def ticket(simulator_url: str, invoke: Invoke) -> None:
 
 
 def authorization_code(simulator_url: str, invoke: Invoke) -> None:
-    """The sample Mini Program exists at WeChat and approved: the sample code is fresh."""
-    _sim(simulator_url, "/__sim/accounts", {"kind": "mini_program", "appid": SAMPLE_MINI_PROGRAM}, (201, 409))
+    """The sample Mini Program (with its sample gh_ id) exists at WeChat and approved: the sample
+    code is fresh."""
+    account = {"kind": "mini_program", "appid": SAMPLE_MINI_PROGRAM}
+    _sim(simulator_url, "/__sim/accounts", account | {"user_name": SAMPLE_MINI_PROGRAM_USER_NAME}, (201, 409))
+    known = requests.get(f"{simulator_url}/__sim/accounts/{SAMPLE_MINI_PROGRAM}", timeout=30).json()
+    assert known.get("user_name") == SAMPLE_MINI_PROGRAM_USER_NAME, (
+        f"the simulator has {SAMPLE_MINI_PROGRAM} as {known.get('user_name')}, not "
+        f"{SAMPLE_MINI_PROGRAM_USER_NAME} (made before the sample had a gh_ id: restart the simulator)"
+    )
     code = {"appid": SAMPLE_MINI_PROGRAM, "code": SAMPLE_AUTHORIZATION_CODE}
     _sim(simulator_url, "/__sim/query_auth_code", code)
 
 
 def authorization(simulator_url: str, invoke: Invoke) -> None:
-    """The sample Mini Program authorized the platform, through the sample `authorized` push."""
+    """The sample Mini Program authorized the platform, through the sample `authorized` push: an
+    active authorization whose account (``info.user_name``) is the sample messages' ToUserName."""
     authorization_code(simulator_url, invoke)
     answer = invoke("callback-authorized-push.json")
     assert (answer.get("statusCode"), answer.get("body")) == (200, "success"), answer
     authorization_stored()
+    info = _store().authorizers.get(SAMPLE_MINI_PROGRAM).get("info") or {}
+    assert info.get("user_name") == SAMPLE_MINI_PROGRAM_USER_NAME, f"stored user_name {info.get('user_name')}"
 
 
 def login_code(simulator_url: str, invoke: Invoke) -> None:
@@ -174,12 +188,57 @@ def ticket_push_requested() -> None:
     assert _store().table.get(keys.TICKET_PUSH_REQUEST_SK) is not None, "no ticket push requested"
 
 
+def _published() -> list[dict[str, Any]]:
+    """What the service published on its bus (EVENT_BUS_NAME) since last read, from the queue a rule
+    subscribes to that bus (devtools.resources.create_bus_and_queue), through moto."""
+    import os
+
+    import boto3
+
+    from devtools.project import REGION
+    from devtools.resources import queue_name, receive_all
+
+    bus = os.environ.get("EVENT_BUS_NAME", "")
+    assert bus, "EVENT_BUS_NAME is not set: no bus to read"
+    sqs = boto3.client("sqs", region_name=REGION)
+    return receive_all(sqs, sqs.get_queue_url(QueueName=queue_name(bus))["QueueUrl"])
+
+
+def nothing_published() -> None:
+    published = _published()
+    assert not published, f"{len(published)} event(s) published: {published}"
+
+
+def message_published_once() -> None:
+    """The sample fan's text to the sample Mini Program is on the bus, once, with what WeChat sent."""
+    import os
+
+    published = _published()
+    assert len(published) == 1, f"{len(published)} events published, expected 1: {published}"
+    entry = published[0]
+    assert entry["source"] == f"wechat.component.{os.environ['COMPONENT_APPID']}", entry["source"]
+    assert entry["detail-type"] == "WeChat message", entry["detail-type"]
+    detail = entry["detail"]
+    expected = {
+        "authorizer_appid": SAMPLE_MINI_PROGRAM,
+        "account": SAMPLE_MINI_PROGRAM_USER_NAME,
+        "type": "text",
+        "msg_type": "text",
+        "from": SAMPLE_FAN_OPENID,
+        "msg_id": str(SAMPLE_MSG_ID),
+    }
+    assert {k: detail.get(k) for k in expected} == expected, detail
+    assert detail["fields"].get("Content") == SAMPLE_MESSAGE_CONTENT, detail["fields"]
+
+
 CHECKS: dict[str, Callable[[], None]] = {
     "ticket_stored": ticket_stored,
     "no_ticket_stored": no_ticket_stored,
     "authorization_stored": authorization_stored,
     "table_empty": table_empty,
     "ticket_push_requested": ticket_push_requested,
+    "nothing_published": nothing_published,
+    "message_published_once": message_published_once,
 }
 
 
@@ -209,10 +268,17 @@ def verify(checks: list[str]) -> None:
 
 
 def service_environment(
-    *, moto_url: str, simulator_url: str, table_name: str, component_appid: str, secret_name: str
+    *,
+    moto_url: str,
+    simulator_url: str,
+    table_name: str,
+    component_appid: str,
+    secret_name: str,
+    event_bus_name: str = "",
 ) -> dict[str, str]:
     """The environment under which the service's code, in this process, uses that table, moto and
-    simulator, configured as local/env.json configures ``make local``."""
+    simulator (and that event bus, whose queue the checks read), configured as local/env.json
+    configures ``make local``."""
     from devtools.project import ROOT
     from devtools.resources import aws_environment
 
@@ -221,6 +287,7 @@ def service_environment(
         "TABLE_NAME": table_name,
         "COMPONENT_APPID": component_appid,
         "COMPONENT_SECRET_ID": secret_name,
+        "EVENT_BUS_NAME": event_bus_name,
         "WECHAT_API_BASE": simulator_url,
         "WECHAT_MP_BASE": simulator_url,
         "WECHAT_OPEN_BASE": simulator_url,
@@ -273,6 +340,24 @@ def _subset(expected: Any, actual: Any, where: str) -> None:
         assert actual == expected, f"{where}: {actual!r} != {expected!r}"
 
 
+def _passive_reply(body: str) -> dict[str, Any]:
+    """The fields of an encrypted passive reply, as WeChat reads it: ``<xml><Encrypt/><MsgSignature/>
+    <TimeStamp/><Nonce/></xml>``, signed with the platform's token, encrypted for the platform."""
+    from wechat_core.protocol.crypto import MessageCrypto
+    from wechat_core.protocol.messages import parse_xml
+
+    from devtools.project import sample_platform
+
+    platform = sample_platform()
+    crypto = MessageCrypto(platform["token"], platform["encoding_aes_key"], platform["appid"])
+    outer = parse_xml(body)
+    assert set(outer) == {"Encrypt", "MsgSignature", "TimeStamp", "Nonce"}, f"not a passive reply: {body!r}"
+    signature = crypto.signature(outer["TimeStamp"], outer["Nonce"], outer["Encrypt"])
+    assert signature == outer["MsgSignature"], "the reply's MsgSignature does not match"
+    reply: dict[str, Any] = parse_xml(crypto.decrypt(outer["Encrypt"]))
+    return reply
+
+
 def check_answer(spec: dict[str, Any], answer: dict[str, Any]) -> None:
     """The answer matches expected.json:
 
@@ -282,7 +367,9 @@ def check_answer(spec: dict[str, Any], answer: dict[str, Any]) -> None:
     - ``body``: fields of the JSON body, exactly (objects by the keys listed, lists item by item);
     - ``body_keys``: the JSON body's field names, exactly;
     - ``body_match``: fields of the JSON body, each a regular expression its value must match in full;
-    - ``body_contains``: texts the (text) body must contain.
+    - ``body_contains``: texts the (text) body must contain;
+    - ``encrypted_reply``: fields of the passive reply in the body, exactly: the envelope's
+      MsgSignature checked and its Encrypt decrypted with the sample platform.
     """
     assert {k: answer.get(k) for k in spec["expect"]} == spec["expect"], answer
     for name, pattern in spec.get("headers", {}).items():
@@ -291,6 +378,8 @@ def check_answer(spec: dict[str, Any], answer: dict[str, Any]) -> None:
         assert re.fullmatch(pattern, value), f"{name}: {value!r} does not match {pattern!r}"
     for text in spec.get("body_contains", []):
         assert text in str(answer.get("body")), f"{text!r} not in {answer.get('body')!r}"
+    if "encrypted_reply" in spec:
+        _subset(spec["encrypted_reply"], _passive_reply(str(answer.get("body"))), "reply")
     if not {"body", "body_keys", "body_match"} & set(spec):
         return
     body = json.loads(answer["body"])

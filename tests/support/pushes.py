@@ -118,3 +118,15 @@ def invoke_messages(appid: str, query: dict[str, str] | None, body: bytes | None
     headers = response.get("multiValueHeaders") or {}
     content_type = (headers.get("Content-Type") or [response.get("headers", {}).get("Content-Type", "")])[0]
     return response["statusCode"], content_type, response["body"]
+
+
+# What WeChat's full-network release test checks, in order, as the simulator reports its steps.
+RELEASE_TEST_STEPS = [
+    "ticket",
+    "authorize_official_account",
+    "authorize_mini_program",
+    "official_account_text",
+    "official_account_event",
+    "official_account_customer_service",
+    "mini_program_customer_service",
+]
