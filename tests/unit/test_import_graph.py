@@ -240,6 +240,7 @@ CORE_LAYERS = {
         "wechat_core.tracing",
         "wechat_core.config",
         "wechat_core.aws",
+        "wechat_core.allow_list",
     },
     "protocol": {"wechat_core.protocol"},
     "wechat": {"wechat_core.wechat"},
