@@ -51,14 +51,13 @@ from wechat_core.protocol.messages import build_xml
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import to_text
 
-from devtools.events import rest_event
+from devtools.events import LambdaContext, message_event, push_event
 from devtools.project import ROOT
 from devtools.resources import MotoServer, apply_environment, aws_environment, create_resources
 
 APPID = "wx134c8103faa5a59e"
 PLATFORM = {"appsecret": "s" * 32, "token": "benchtoken", "encoding_aes_key": "A1b2C3d4" * 5 + "xyz"}
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-MESSAGES = "/wechat/authorizers/{appid}/messages"
 ACCOUNT = {"appid": "wx570bc396a51b8ff9", "user_name": "gh_3c884a361562"}
 
 
@@ -82,17 +81,6 @@ class WireMeter:
         return counts
 
 
-@dataclass
-class Context:
-    function_name: str = "bench"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
-
-
 def load(path: Path, name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
@@ -111,11 +99,11 @@ class Pushes:
         self.create_time = int(time.time())
         self.serial = 0
 
-    def _event(self, plaintext: str, to_user_name: str | None = None, appid: str = "") -> dict[str, Any]:
+    def _signed(self, plaintext: str, addressee: dict[str, str]) -> tuple[dict[str, str], str]:
+        """(query, body) of ``plaintext`` in its envelope, signed now with a fresh nonce."""
         self.serial += 1
         timestamp, nonce = str(int(time.time())), f"n{self.serial:09d}"
         encrypt = self.crypto.encrypt(plaintext)
-        addressee = {"ToUserName": to_user_name} if to_user_name else {"AppId": APPID}
         body = build_xml({**addressee, "Encrypt": encrypt})
         query = {
             "signature": "0" * 40,
@@ -124,19 +112,10 @@ class Pushes:
             "encrypt_type": "aes",
             "msg_signature": self.crypto.signature(timestamp, nonce, encrypt),
         }
-        if appid:
-            return rest_event(
-                "POST",
-                MESSAGES.replace("{appid}", appid),
-                resource=MESSAGES,
-                path_parameters={"appid": appid},
-                query=query,
-                body=body,
-                headers={"Content-Type": "text/xml"},
-            )
-        return rest_event(
-            "POST", "/wechat/component/events", query=query, body=body, headers={"Content-Type": "text/xml"}
-        )
+        return query, body
+
+    def _event(self, plaintext: str) -> dict[str, Any]:
+        return push_event(*self._signed(plaintext, {"AppId": APPID}))
 
     def ticket(self) -> dict[str, Any]:
         self.create_time += 1
@@ -159,7 +138,7 @@ class Pushes:
             "Content": "你好",
             "MsgId": uuid.uuid4().int % 2**63,
         }
-        return self._event(build_xml(fields), to_user_name=user_name, appid=appid)
+        return message_event(appid, *self._signed(build_xml(fields), {"ToUserName": user_name}))
 
     def unauthorized(self) -> dict[str, Any]:
         self.create_time += 1
@@ -187,7 +166,7 @@ def run_round(handler: Handler, events: list[dict[str, Any]], meter: WireMeter, 
     cpu = wall = 0.0
     meter.take()
     for event in events:
-        context = Context()
+        context = LambdaContext(function_name="bench")
         c0, w0 = time.thread_time(), time.perf_counter()
         answer = handler(event, context)
         cpu += time.thread_time() - c0
@@ -301,11 +280,11 @@ def profile(handler: Handler, pushes: Pushes, count: int) -> None:
     events = [pushes.ticket() for _ in range(count)]
     with quiet():
         for event in [pushes.ticket() for _ in range(20)]:
-            handler(event, Context())
+            handler(event, LambdaContext(function_name="bench"))
         profiler = Profiler(interval=0.0001)
         profiler.start()
         for event in events:
-            handler(event, Context())
+            handler(event, LambdaContext(function_name="bench"))
         profiler.stop()
     print(profiler.output_text(unicode=False, color=False, show_all=False))
 

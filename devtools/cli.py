@@ -18,12 +18,11 @@ from typing import IO
 
 from devtools.children import Child
 from devtools.errors import StackError
+from devtools.events import MESSAGES_ROUTE
 from devtools.local_stack import LocalStack
 from devtools.project import ROOT, say
 from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
 from devtools.template import api_routes, has_route, scheduled_functions
-
-MESSAGES = "/wechat/authorizers/{appid}/messages"
 
 
 def banner(info: StackInfo, seconds: float) -> str:
@@ -43,7 +42,7 @@ def banner(info: StackInfo, seconds: float) -> str:
  Local stack ready in {seconds:.1f}s  (component appid {appid})
 
  Authorization event URL (callback):  {info.callback_url}
- Message URL ($APPID$ = the account): {route("POST", MESSAGES, info.message_url)}
+ Message URL ($APPID$ = the account): {route("POST", MESSAGES_ROUTE, info.message_url)}
  Authorization link:                  {route("GET", "/wechat/component/authorize")}
  Mini Program login:                  {route("POST", "/wechat/miniprogram/{appid}/login")}
  Every route in template.yaml:

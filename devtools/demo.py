@@ -45,8 +45,6 @@ def mask(value: object) -> str:
 def item_kind(item: dict[str, Any]) -> str:
     pk = str(item.get("pk", {}).get("S", ""))
     sk = str(item.get("sk", {}).get("S", ""))
-    if pk.startswith("idempotency#"):
-        return "idempotency record"
     if pk.startswith("delivery#"):  # delivery#<component appid>#<kind>#<hash>
         parts = pk.split("#")
         return f"delivery key ({parts[2]})" if len(parts) > 3 else "delivery key"

@@ -1,14 +1,20 @@
 """API Gateway REST (v1) proxy events, as API Gateway builds them for the template's routes: for the
-sample events of events/ (``make events``) and the tests' loopback gateway."""
+sample events of events/ (``make events``), the tests' loopback gateway and the benchmarks; and the
+Lambda context a handler is called with in-process."""
 
 from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from devtools.template import binary_media_types
+
+# WeChat's two callback routes (template.yaml): the platform's pushes, and each account's messages.
+EVENTS_PATH = "/wechat/component/events"
+MESSAGES_ROUTE = "/wechat/authorizers/{appid}/messages"
 
 # The domain API Gateway puts in every event's request context (its own, not the Host header).
 API_DOMAIN = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
@@ -60,3 +66,37 @@ def rest_event(
         "body": event_body,
         "isBase64Encoded": encoded,
     }
+
+
+def push_event(
+    query: dict[str, str] | None, body: bytes | str | None, content_type: str = "text/xml"
+) -> dict[str, Any]:
+    """WeChat's POST of a signed push to the authorization-event URL."""
+    return rest_event("POST", EVENTS_PATH, query=query, body=body, headers={"Content-Type": content_type})
+
+
+def message_event(appid: str, query: dict[str, str] | None, body: bytes | str | None) -> dict[str, Any]:
+    """WeChat's POST of a signed message to ``appid``'s message URL."""
+    return rest_event(
+        "POST",
+        MESSAGES_ROUTE.replace("{appid}", appid),
+        resource=MESSAGES_ROUTE,
+        path_parameters={"appid": appid},
+        query=query,
+        body=body,
+        headers={"Content-Type": "text/xml"},
+    )
+
+
+@dataclass
+class LambdaContext:
+    """What a handler reads of Lambda's context, for calling it in-process."""
+
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    remaining_millis: int = 10_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_millis

@@ -17,16 +17,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wechat_core.protocol.crypto import MessageCrypto
 from wechat_core.protocol.messages import build_xml
 
-from devtools.events import rest_event
-from devtools.message_events import MESSAGE_EVENTS
-from devtools.project import ROOT
+from devtools.events import push_event, rest_event
+from devtools.message_events import MESSAGE_EVENTS, sign_sample
+from devtools.project import ROOT, sample_platform
 from devtools.samples import (
     NEVER_AUTHORIZED,
     NONCE,
-    RANDOM16,
     SAMPLE_AUTHORIZATION_CODE,
     SAMPLE_JS_CODE,
     SAMPLE_MINI_PROGRAM,
@@ -38,29 +36,17 @@ from devtools.samples import (
 )
 
 
-def platform() -> dict[str, str]:
-    data: dict[str, str] = json.loads((ROOT / "local/sample-platform.json").read_text("utf-8"))
-    return data
-
-
 def _push(plaintext: str, *, signature_ok: bool = True, nonce: str = NONCE) -> dict[str, Any]:
-    p = platform()
-    crypto = MessageCrypto(p["token"], p["encoding_aes_key"], p["appid"])
-    encrypt = crypto.encrypt(plaintext, random16=RANDOM16)
-    body = build_xml({"AppId": p["appid"], "Encrypt": encrypt})
-    signature = crypto.signature(str(SIGNED_AT), nonce, encrypt)
-    if not signature_ok:
-        signature = signature[:-1] + ("0" if signature[-1] != "0" else "1")
+    encrypt, signature = sign_sample(plaintext, nonce=nonce, signature_ok=signature_ok)
+    body = build_xml({"AppId": sample_platform()["appid"], "Encrypt": encrypt})
     query = {"timestamp": str(SIGNED_AT), "nonce": nonce, "encrypt_type": "aes", "msg_signature": signature}
-    return rest_event(
-        "POST", "/wechat/component/events", query=query, body=body, headers={"Content-Type": "text/xml"}
-    )
+    return push_event(query, body)
 
 
 def _ticket_xml() -> str:
     return build_xml(
         {
-            "AppId": platform()["appid"],
+            "AppId": sample_platform()["appid"],
             "CreateTime": SIGNED_AT,
             "InfoType": "component_verify_ticket",
             "ComponentVerifyTicket": SAMPLE_TICKET,
@@ -71,7 +57,7 @@ def _ticket_xml() -> str:
 def _authorized_xml() -> str:
     return build_xml(
         {
-            "AppId": platform()["appid"],
+            "AppId": sample_platform()["appid"],
             "CreateTime": SIGNED_AT,
             "InfoType": "authorized",
             "AuthorizerAppid": SAMPLE_MINI_PROGRAM,
@@ -85,7 +71,7 @@ def _authorized_xml() -> str:
 def _unknown_xml() -> str:
     """An InfoType this service does not handle (WeChat adds new ones): logged, answered, not stored."""
     return build_xml(
-        {"AppId": platform()["appid"], "CreateTime": SIGNED_AT, "InfoType": "sample_new_info_type"}
+        {"AppId": sample_platform()["appid"], "CreateTime": SIGNED_AT, "InfoType": "sample_new_info_type"}
     )
 
 
@@ -147,7 +133,7 @@ TOKEN = "/wechat/authorizers/{appid}/token"
 COMPONENT_TOKEN = "/wechat/component/token"
 MP_LOGIN = f"/wechat/miniprogram/{SAMPLE_MINI_PROGRAM}/login"
 MP_DECRYPT = f"/wechat/miniprogram/{SAMPLE_MINI_PROGRAM}/decrypt"
-COMPONENT = platform()["appid"]
+COMPONENT = sample_platform()["appid"]
 
 # What a link we make looks like: a fresh pre_auth_code and state each time, the simulator's host.
 _Q = r"[^&#]+"

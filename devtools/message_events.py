@@ -15,7 +15,7 @@ from typing import Any
 from wechat_core.protocol.crypto import MessageCrypto, sha1_signature
 from wechat_core.protocol.messages import build_xml
 
-from devtools.events import rest_event
+from devtools.events import message_event
 from devtools.project import sample_platform
 from devtools.samples import (
     NEVER_AUTHORIZED,
@@ -31,23 +31,39 @@ from devtools.samples import (
     SIGNED_AT,
 )
 
-MESSAGES = "/wechat/authorizers/{appid}/messages"
 NEVER_AUTHORIZED_USER_NAME = "gh_0123456789ab"
 TEXT_PROBE = "TESTCOMPONENT_MSG_TYPE_TEXT"  # WeChat's full-network test text
 
 
+def sign_sample(plaintext: str, *, nonce: str, signature_ok: bool = True) -> tuple[str, str]:
+    """(Encrypt, msg_signature) of ``plaintext`` as WeChat sends it for the sample platform at
+    ``SIGNED_AT`` (a fixed random prefix, so the files are reproducible); with ``signature_ok``
+    False, a signature one hex digit off."""
+    p = sample_platform()
+    crypto = MessageCrypto(p["token"], p["encoding_aes_key"], p["appid"])
+    encrypt = crypto.encrypt(plaintext, random16=RANDOM16)
+    signature = crypto.signature(str(SIGNED_AT), nonce, encrypt)
+    if not signature_ok:
+        signature = signature[:-1] + ("0" if signature[-1] != "0" else "1")
+    return encrypt, signature
+
+
+def message_plaintext(
+    to_user: str, from_user: str, msg_type: str, create_time: int, **fields: str | int
+) -> str:
+    """A message or event to an account, as WeChat sends it (``fields`` in WeChat's spelling)."""
+    common: dict[str, str | int] = {
+        "ToUserName": to_user,
+        "FromUserName": from_user,
+        "CreateTime": create_time,
+        "MsgType": msg_type,
+    }
+    return build_xml(common | fields)
+
+
 def _text(to_user: str, from_user: str, content: str, msg_id: int) -> str:
     """A text message from a fan to an account, as WeChat sends it."""
-    return build_xml(
-        {
-            "ToUserName": to_user,
-            "FromUserName": from_user,
-            "CreateTime": SIGNED_AT,
-            "MsgType": "text",
-            "Content": content,
-            "MsgId": msg_id,
-        }
-    )
+    return message_plaintext(to_user, from_user, "text", SIGNED_AT, Content=content, MsgId=msg_id)
 
 
 def _delivery(
@@ -55,11 +71,7 @@ def _delivery(
 ) -> dict[str, Any]:
     """The API Gateway event of WeChat's POST of ``plaintext`` to ``appid``'s message URL."""
     p = sample_platform()
-    crypto = MessageCrypto(p["token"], p["encoding_aes_key"], p["appid"])
-    encrypt = crypto.encrypt(plaintext, random16=RANDOM16)
-    msg_signature = crypto.signature(str(SIGNED_AT), nonce, encrypt)
-    if not signature_ok:
-        msg_signature = msg_signature[:-1] + ("0" if msg_signature[-1] != "0" else "1")
+    encrypt, msg_signature = sign_sample(plaintext, nonce=nonce, signature_ok=signature_ok)
     query = {
         "signature": sha1_signature(p["token"], str(SIGNED_AT), nonce),
         "timestamp": str(SIGNED_AT),
@@ -68,16 +80,7 @@ def _delivery(
         "encrypt_type": "aes",
         "msg_signature": msg_signature,
     }
-    path = MESSAGES.replace("{appid}", appid)
-    return rest_event(
-        "POST",
-        path,
-        resource=MESSAGES,
-        path_parameters={"appid": appid},
-        query=query,
-        body=build_xml({"ToUserName": to_user, "Encrypt": encrypt}),
-        headers={"Content-Type": "text/xml"},
-    )
+    return message_event(appid, query, build_xml({"ToUserName": to_user, "Encrypt": encrypt}))
 
 
 def _sample_text(*, nonce: str, signature_ok: bool = True) -> dict[str, Any]:

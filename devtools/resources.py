@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
+from wechat_core import bus
 
 from devtools import moto_launcher, template
 from devtools.ports import free_port
@@ -57,7 +58,7 @@ def create_bus_and_queue(events: Any, sqs: Any, bus_name: str, component_appid: 
         "QueueArn"
     ]
     rule = f"{bus_name}-to-queue"
-    pattern = {"source": [f"wechat.component.{component_appid}"]}
+    pattern = {"source": [bus.source(component_appid)]}
     events.put_rule(Name=rule, EventBusName=bus_name, EventPattern=json.dumps(pattern))
     events.put_targets(Rule=rule, EventBusName=bus_name, Targets=[{"Id": "queue", "Arn": queue_arn}])
     return queue_url

@@ -21,6 +21,7 @@ import requests
 from devtools import resources
 from devtools.children import text_tail
 from devtools.errors import StackError
+from devtools.events import EVENTS_PATH
 from devtools.ports import host_port, port_open
 from devtools.project import REGION, ROOT, local_parameters
 from devtools.samcli import sam_command, tool_environment
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-EVENTS_PATH = "/wechat/component/events"
 MESSAGES_PATH = "/wechat/authorizers/$APPID$/messages"  # WeChat replaces $APPID$
 DEFAULT_WORK_DIR = ROOT / ".local"
 STATE_FILE = "stack.json"

@@ -14,9 +14,10 @@ from wechat_core.protocol.crypto import MessageCrypto
 from wechat_core.protocol.messages import build_xml
 from wechat_simulator import Platform, Simulator
 
+from devtools.message_events import message_plaintext
 from devtools.resources import Resources
 from tests.support.flows import authorize, authorizer, give_ticket
-from tests.support.pushes import invoke_messages, message_plaintext, resign, signed_message
+from tests.support.pushes import invoke_messages, resign, signed_message
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,11 @@ from wechat_core.features import onboarding
 from wechat_core.store import keys
 from wechat_simulator import Platform, Simulator
 
+from devtools.events import EVENTS_PATH
 from devtools.resources import Resources
 from tests.conftest import FixedClock
 from tests.support.flows import accepted_refresh_tokens, add_fault, authorize, authorizer, calls, give_ticket
 from tests.support.gateway import Gateway
-from tests.support.pushes import EVENTS_PATH
 
 pytestmark = pytest.mark.integration
 

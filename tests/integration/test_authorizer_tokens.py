@@ -17,12 +17,13 @@ from wechat_core.features.tokens import AuthorizerToken, AuthorizerUnavailable, 
 from wechat_core.store import keys
 from wechat_simulator import Simulator
 
+from devtools.events import LambdaContext
 from devtools.resources import Resources
 from tests.conftest import FixedClock
 from tests.support import lease_holder
 from tests.support.flows import accepted_refresh_tokens, add_fault, authorize, authorizer, calls, give_ticket
 from tests.support.gateway import Gateway
-from tests.support.lambdas import LambdaContext, load_function
+from tests.support.lambdas import load_function
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,11 @@ from wechat_core.store import keys
 from wechat_core.store.tickets import Tickets
 from wechat_simulator import Platform, Simulator
 
+from devtools.events import EVENTS_PATH
 from devtools.resources import Resources
 from tests.conftest import LogCapture
 from tests.support.gateway import Gateway
 from tests.support.pushes import (
-    EVENTS_PATH,
     authorized_plaintext,
     invoke_callback,
     resign,

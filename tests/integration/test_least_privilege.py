@@ -22,16 +22,17 @@ from wechat_core.features import tokens
 from wechat_core.store import keys
 from wechat_simulator import Platform, Simulator
 
+from devtools.events import LambdaContext
+from devtools.message_events import message_plaintext
 from devtools.resources import Resources
 from tests.conftest import reset_service_caches
 from tests.support import iam
 from tests.support.flows import add_fault, authorize, authorizer, give_ticket
 from tests.support.gateway import Gateway
-from tests.support.lambdas import LambdaContext, load_function
+from tests.support.lambdas import load_function
 from tests.support.pushes import (
     authorized_plaintext,
     invoke_callback,
-    message_plaintext,
     signed_message,
     signed_push,
     ticket_plaintext,

@@ -31,13 +31,13 @@ from wechat_core.store import keys
 from wechat_simulator import Simulator
 from wechat_simulator.miniprogram import encrypt_user_data
 
+from devtools.events import EVENTS_PATH
 from devtools.resources import Resources
 from devtools.template import ttl_attribute
 from tests.conftest import FixedClock, LogCapture
 from tests.support.flows import add_fault, authorize, calls, give_ticket
 from tests.support.gateway import Gateway
 from tests.support.lambdas import load_function
-from tests.support.pushes import EVENTS_PATH
 
 pytestmark = pytest.mark.integration
 

@@ -36,11 +36,12 @@ from wechat_core import clock, runtime
 from wechat_core.store import keys
 from wechat_simulator import Platform, Simulator
 
+from devtools.events import EVENTS_PATH
 from devtools.ports import free_port
 from devtools.resources import Resources
 from tests.support import traced_runtime
 from tests.support.flows import add_fault, calls
-from tests.support.pushes import EVENTS_PATH, signed_push, ticket_plaintext
+from tests.support.pushes import signed_push, ticket_plaintext
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,14 @@ import pytest
 from wechat_core import runtime
 from wechat_simulator import Simulator
 
+from devtools.events import EVENTS_PATH
+from devtools.message_events import message_plaintext
 from devtools.resources import Resources
 from tests.support.flows import calls
 from tests.support.gateway import Gateway
 from tests.support.pushes import (
-    EVENTS_PATH,
     RELEASE_TEST_STEPS,
     invoke_messages,
-    message_plaintext,
     signed_message,
 )
 

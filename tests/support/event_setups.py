@@ -244,8 +244,9 @@ CHECKS: dict[str, Callable[[], None]] = {
 
 def invoke_in_process(name: str) -> dict[str, Any]:
     """The function of events/<name> (per expected.json), called in this process with the file."""
+    from devtools.events import LambdaContext
     from devtools.template import ROOT, template
-    from tests.support.lambdas import LambdaContext, load_function
+    from tests.support.lambdas import load_function
 
     function = json.loads((ROOT / "events/expected.json").read_text("utf-8"))[name]["function"]
     properties = template()["Resources"][function]["Properties"]

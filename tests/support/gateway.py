@@ -13,9 +13,9 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from devtools.events import rest_event
+from devtools.events import LambdaContext, rest_event
 from devtools.template import api_routes
-from tests.support.lambdas import LambdaContext, decode_body, load_function
+from tests.support.lambdas import decode_body, load_function
 
 
 class Gateway:

@@ -1,5 +1,5 @@
-"""Loading the real handlers, Lambda contexts, and the handlers' API Gateway answers (the events
-themselves: devtools/events.py)."""
+"""Loading the real handlers and reading their API Gateway answers (the events, and the Lambda
+context a handler is called with, are devtools/events.py's; re-exported here for the tests)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import base64
 import importlib.util
 import re
 import sys
-import uuid
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -32,18 +30,6 @@ def load_function(code_uri: str) -> ModuleType:
     spec.loader.exec_module(module)
     iam.attribute(module, code_uri)
     return module
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    remaining_millis: int = 10_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_millis
 
 
 def decode_body(response: dict[str, Any]) -> bytes:

@@ -10,10 +10,8 @@ from wechat_core.protocol.messages import build_xml
 from wechat_simulator import Platform, Simulator
 from wechat_simulator.pusher import envelope, signed_query
 
-from devtools.events import rest_event
-from tests.support.lambdas import LambdaContext, load_function
-
-EVENTS_PATH = "/wechat/component/events"
+from devtools.events import LambdaContext, message_event, push_event
+from tests.support.lambdas import load_function
 
 
 def ticket_plaintext(platform: Platform, ticket: str, create_time: int) -> str:
@@ -69,7 +67,7 @@ def invoke_callback(
 ) -> tuple[int, Any]:
     """Call the callback Lambda's handler with the API Gateway event for one push."""
     module = load_function("functions/callback")
-    event = rest_event("POST", EVENTS_PATH, query=query, body=body, headers={"Content-Type": content_type})
+    event = push_event(query, body, content_type)
     response = module.lambda_handler(event, LambdaContext(function_name="CallbackFunction"))
     body_text = response["body"]
     try:
@@ -80,18 +78,6 @@ def invoke_callback(
 
 
 # --- the message URL of an authorized account ---------------------------------------------------
-
-MESSAGES_RESOURCE = "/wechat/authorizers/{appid}/messages"
-
-
-def message_plaintext(
-    to_user: str, from_user: str, msg_type: str, create_time: int, **fields: str | int
-) -> str:
-    """A message or event to an account, as WeChat sends it (``fields`` in WeChat's spelling)."""
-    return build_xml(
-        {"ToUserName": to_user, "FromUserName": from_user, "CreateTime": create_time, "MsgType": msg_type}
-        | fields
-    )
 
 
 def signed_message(
@@ -105,15 +91,7 @@ def signed_message(
 def invoke_messages(appid: str, query: dict[str, str] | None, body: bytes | None) -> tuple[int, str, str]:
     """Call the messages Lambda's handler for one delivery; (status, content type, body)."""
     module = load_function("functions/messages")
-    event = rest_event(
-        "POST",
-        MESSAGES_RESOURCE.replace("{appid}", appid),
-        resource=MESSAGES_RESOURCE,
-        path_parameters={"appid": appid},
-        query=query,
-        body=body,
-        headers={"Content-Type": "text/xml"},
-    )
+    event = message_event(appid, query, body)
     response = module.lambda_handler(event, LambdaContext(function_name="MessagesFunction"))
     headers = response.get("multiValueHeaders") or {}
     content_type = (headers.get("Content-Type") or [response.get("headers", {}).get("Content-Type", "")])[0]

@@ -98,9 +98,10 @@ def main() -> None:
     # patched as every handler patches (tracing.PATCHED_MODULES).
     assert not Tracer(patch_modules=tracing.PATCHED_MODULES).disabled, "Powertools left tracing disabled"
 
+    from devtools.events import LambdaContext
     from devtools.template import ROOT, template
     from tests.support.gateway import Gateway
-    from tests.support.lambdas import LambdaContext, load_function
+    from tests.support.lambdas import load_function
 
     class TracedGateway(Gateway):
         def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:

@@ -77,16 +77,17 @@ def handle_account_message(appid: str, query: Mapping[str, str], body: bytes) ->
     test_case = release_test.case(appid, message)
     if isinstance(test_case, release_test.PassiveText):
         metrics.add_metric("ReleaseTestPassiveReply", MetricUnit.Count, 1)
+        now = int(clock.now())
         reply = build_xml(
             {
                 "ToUserName": message.from_user,
                 "FromUserName": message.to_user,
-                "CreateTime": int(clock.now()),
+                "CreateTime": now,
                 "MsgType": "text",
                 "Content": test_case.content,
             }
         )
-        return Answer(encrypted_envelope(crypto, reply, str(int(clock.now())), delivery.nonce), xml=True)
+        return Answer(encrypted_envelope(crypto, reply, str(now), delivery.nonce), xml=True)
     if isinstance(test_case, release_test.CompleteCode):
         _complete_release_test(appid, message, test_case)
         return Answer("")

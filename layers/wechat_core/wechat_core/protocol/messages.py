@@ -128,7 +128,8 @@ def _text(fields: dict[str, Any], name: str, *, required: bool = True) -> str | 
     return value.strip()
 
 
-def _required(fields: dict[str, Any], name: str) -> str:
+def required_text(fields: dict[str, Any], name: str) -> str:
+    """A required, non-empty text field (400 when missing, empty or not text)."""
     value = _text(fields, name)
     assert value is not None  # required=True raises instead of returning None
     if not value:
@@ -144,11 +145,6 @@ def _integer(fields: dict[str, Any], name: str, *, required: bool = True) -> int
         return int(value)
     except ValueError:
         raise XmlError(f"<{name}> is not an integer") from None
-
-
-def required_text(fields: dict[str, Any], name: str) -> str:
-    """A required, non-empty text field (400 when missing, empty or not text)."""
-    return _required(fields, name)
 
 
 def required_integer(fields: dict[str, Any], name: str) -> int:
@@ -175,7 +171,7 @@ class Envelope:
 def parse_envelope(body: bytes | str) -> Envelope:
     fields = parse_xml(body)
     return Envelope(
-        encrypt=_required(fields, "Encrypt"),
+        encrypt=required_text(fields, "Encrypt"),
         app_id=_text(fields, "AppId", required=False),
         to_user_name=_text(fields, "ToUserName", required=False),
     )
@@ -239,31 +235,29 @@ FAST_REGISTER_TYPES = frozenset(
 
 def parse_component_event(plaintext: bytes | str) -> ComponentEvent:
     fields = parse_xml(plaintext)
-    app_id = _required(fields, "AppId")
-    create_time = _integer(fields, "CreateTime")
-    assert create_time is not None
-    info_type = _required(fields, "InfoType")
+    app_id = required_text(fields, "AppId")
+    create_time = required_integer(fields, "CreateTime")
+    info_type = required_text(fields, "InfoType")
     if info_type == "component_verify_ticket":
         return ComponentVerifyTicket(
-            app_id, create_time, info_type, ticket=_required(fields, "ComponentVerifyTicket")
+            app_id, create_time, info_type, ticket=required_text(fields, "ComponentVerifyTicket")
         )
     if info_type in ("authorized", "updateauthorized"):
         return Authorized(
             app_id,
             create_time,
             info_type,
-            authorizer_appid=_required(fields, "AuthorizerAppid"),
-            authorization_code=_required(fields, "AuthorizationCode"),
+            authorizer_appid=required_text(fields, "AuthorizerAppid"),
+            authorization_code=required_text(fields, "AuthorizationCode"),
             authorization_code_expired_time=_integer(fields, "AuthorizationCodeExpiredTime", required=False),
             pre_auth_code=_text(fields, "PreAuthCode", required=False),
         )
     if info_type == "unauthorized":
         return Unauthorized(
-            app_id, create_time, info_type, authorizer_appid=_required(fields, "AuthorizerAppid")
+            app_id, create_time, info_type, authorizer_appid=required_text(fields, "AuthorizerAppid")
         )
     if info_type in FAST_REGISTER_TYPES:
-        status = _integer(fields, "status")
-        assert status is not None
+        status = required_integer(fields, "status")
         info = fields.get("info")
         return FastRegister(
             app_id,

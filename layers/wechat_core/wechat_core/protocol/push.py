@@ -1,8 +1,8 @@
 """Receiving WeChat's signed, encrypted pushes: checks shared by both callback URLs.
 
 A delivery is accepted only when its query parameters are well formed, its ``msg_signature``
-matches, and its timestamp is within the tolerance window (``store.deliveries`` then runs its
-processing once per delivery).
+matches, and its timestamp is within the tolerance window (``store.deliveries`` then keeps a
+delivery's key where processing it twice would repeat a side effect).
 """
 
 from __future__ import annotations
@@ -29,14 +29,6 @@ class Delivery:
     nonce: str
     msg_signature: str
     envelope: Envelope
-
-    def as_payload(self) -> dict[str, str]:
-        return {
-            "timestamp": self.timestamp,
-            "nonce": self.nonce,
-            "msg_signature": self.msg_signature,
-            "encrypt": self.envelope.encrypt,
-        }
 
 
 def _param(query: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str:
