@@ -24,6 +24,13 @@ def main(argv: list[str] | None = None) -> int:
         "/wechat/component/events replaced by /wechat/authorizers/$APPID$/messages)",
     )
     parser.add_argument(
+        "--oauth-domain",
+        action="append",
+        default=[],
+        help="a web-authorization domain (网页授权域名) web-OAuth redirect_uri may use; repeat for "
+        "more (default: any host)",
+    )
+    parser.add_argument(
         "--push-interval", type=float, default=0, help="seconds between ticket pushes (0: off)"
     )
     parser.add_argument("--latency-ms", type=float, default=0, help="added to every API answer")
@@ -40,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         platform,
         callback_url=args.callback_url,
         message_url=args.message_url,
+        oauth_domains=args.oauth_domain,
         host=args.host,
         port=args.port,
         latency=args.latency_ms / 1000,

@@ -9,7 +9,8 @@ Rules (shared/wechat-protocol.md §4):
   (per account), each successful call answers a NEW refresh token and the previous ones stay
   accepted for ``grace_seconds`` (WeChat's transition is five minutes);
 - a new access token leaves the previous one usable for five minutes, as component tokens do;
-- revoking the authorization kills every token and every unused authorization code at once.
+- revoking the authorization kills every token and every unused authorization code at once, and
+  the account's unexchanged web OAuth codes (oauth.py).
 """
 
 from __future__ import annotations
@@ -147,8 +148,9 @@ def set_jscode_limit(state: SimState, appid: str, per_minute: Any) -> dict[str, 
 
 
 def revoke(state: SimState, appid: str, *, push: bool = True) -> dict[str, Any]:
-    """The owner cancels the authorization: tokens and unused codes die, ``unauthorized`` is pushed
-    (synchronously, before this returns) when a callback URL is configured."""
+    """The owner cancels the authorization: tokens and unused codes (authorization codes, web OAuth
+    codes) die, ``unauthorized`` is pushed (synchronously, before this returns) when a callback
+    URL is configured."""
     now = state.now()
     with state.lock:
         account = get_account(state, appid)
@@ -158,6 +160,9 @@ def revoke(state: SimState, appid: str, *, push: bool = True) -> dict[str, Any]:
         for code in state.authorization_codes.values():
             if code.appid == appid:
                 code.revoked = True
+        for oauth_code in state.oauth_codes.values():  # web OAuth codes not yet exchanged
+            if oauth_code.appid == appid:
+                oauth_code.revoked = True
         event = pusher.unauthorized_xml(state, appid, int(now))
     result = pusher.push_to_callback(state, event) if push else None
     return {"appid": appid, "authorized": False, "event": event, "push": result}

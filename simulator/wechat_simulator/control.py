@@ -17,8 +17,10 @@ from wechat_simulator import (
     component,
     full_network,
     harness,
+    jssdk,
     messages,
     miniprogram,
+    oauth,
     pusher,
 )
 from wechat_simulator.protocol import SimError
@@ -53,6 +55,7 @@ def register(app: Flask, state: SimState) -> None:
     _register_accounts(app, state)
     _register_authorization(app, state)
     _register_miniprogram(app, state)
+    _register_web(app, state)
     _register_messages(app, state)
 
 
@@ -209,6 +212,35 @@ def _register_miniprogram(app: Flask, state: SimState) -> None:
         if not isinstance(kind, str):
             raise SimError("missing_parameter", "kind is required (phone or userinfo)")
         return jsonify(miniprogram.user_data(state, kind, **spec))
+
+
+def _register_web(app: Flask, state: SimState) -> None:
+    """Web OAuth on behalf of Official Accounts and JS-SDK tickets (the page is in pages.py)."""
+
+    @app.get("/__sim/oauth_tokens")
+    def oauth_tokens() -> Any:
+        return jsonify(oauth.oauth_tokens(state))
+
+    @app.get("/__sim/accounts/<appid>/jsapi_tickets")
+    def jsapi_tickets(appid: str) -> Any:
+        return jsonify(jssdk.jsapi_tickets(state, appid))
+
+    @app.post("/__sim/verify_jssdk")
+    def verify_jssdk() -> Any:
+        spec = _json()
+        unknown = set(spec) - {"appid", "url", "timestamp", "nonce_str", "signature"}
+        if unknown:
+            raise SimError("unknown_field", f"unknown fields: {', '.join(sorted(unknown))}")
+        return jsonify(
+            jssdk.verify(
+                state,
+                spec.get("appid"),
+                url=spec.get("url"),
+                timestamp=spec.get("timestamp"),
+                nonce_str=spec.get("nonce_str"),
+                signature=spec.get("signature"),
+            )
+        )
 
 
 def _register_messages(app: Flask, state: SimState) -> None:

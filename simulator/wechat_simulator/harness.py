@@ -1,11 +1,13 @@
-"""The simulator's own knobs and counters (not WeChat's): settings, the clock, the calls and
-requests it counted, injected faults and daily limits.
+"""The simulator's own knobs and counters (not WeChat's): settings (callback and message URLs,
+web-authorization domains, latency), the clock, the calls and requests it counted, injected
+faults and daily limits.
 
 The ``/__sim`` control routes and the ``Simulator`` methods both call these.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +21,9 @@ _FAULT_FIELDS = {f.name for f in fields(Fault)}
 # as API Gateway's /Prod is kept).
 COMPONENT_EVENTS_PATH = "/wechat/component/events"
 AUTHORIZER_MESSAGES_PATH = "/wechat/authorizers/$APPID$/messages"
+# A web-authorization domain as the open-platform console takes it: a host name, no scheme or
+# path (an optional :port, for local runs).
+_OAUTH_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?")
 
 
 # --- settings and clock ---------------------------------------------------------------------
@@ -28,6 +33,7 @@ def settings(state: SimState) -> dict[str, Any]:
     return {
         "callback_url": state.callback_url,
         "message_url": message_url_template(state),
+        "oauth_domains": list(state.oauth_domains),
         "latency": state.latency,
     }
 
@@ -62,13 +68,32 @@ def set_message_url(state: SimState, url: Any) -> None:
     state.message_url = url or None
 
 
+def set_oauth_domains(state: SimState, domains: Any) -> None:
+    """The platform's web-authorization domains (网页授权域名): the hosts a
+    ``connect/oauth2/authorize`` redirect_uri may point at. A name matches the redirect_uri's
+    host exactly (case aside, any port); ``name:port`` matches that host and port only. None or
+    an empty list: any host is accepted."""
+    if domains is None:
+        domains = []
+    if not isinstance(domains, list | tuple) or not all(
+        isinstance(d, str) and _OAUTH_DOMAIN.fullmatch(d) for d in domains
+    ):
+        raise SimError(
+            "invalid_oauth_domains", "oauth_domains must be a list of host names (no scheme or path) or null"
+        )
+    with state.lock:
+        state.oauth_domains = [d.lower() for d in domains]
+
+
 def change_settings(state: SimState, spec: dict[str, Any]) -> dict[str, Any]:
-    """``{"callback_url"?: str | null, "message_url"?: str | null, "latency"?: seconds}``;
-    answer the settings."""
+    """``{"callback_url"?: str | null, "message_url"?: str | null, "oauth_domains"?: [host] |
+    null, "latency"?: seconds}``; answer the settings."""
     if "callback_url" in spec:
         set_callback_url(state, spec["callback_url"])
     if "message_url" in spec:
         set_message_url(state, spec["message_url"])
+    if "oauth_domains" in spec:
+        set_oauth_domains(state, spec["oauth_domains"])
     if "latency" in spec:
         state.latency = float(spec["latency"])
     return settings(state)

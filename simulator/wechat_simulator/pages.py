@@ -1,10 +1,16 @@
-"""The authorization pages, where a simulated account owner sees a link and acts on it.
+"""The authorization pages, where a simulated account owner sees a link and acts on it, and the
+web-OAuth page, where a simulated fan does.
 
 ``GET /cgi-bin/componentloginpage`` (PC, WeChat's mp host) and ``GET /wxaopen/safe/bindcomponent``
 (mobile, the open host, ``action=bindcomponent&no_scan=1``; the older ``/safe/bindcomponent``
 too) check the link and list the accounts that may authorize it. ``sim_account=<appid>&
 sim_action=approve|refuse`` acts as that account's owner: 302 to where WeChat redirects
 (``authorization.approve``/``refuse``), or a 4xx error page with ``X-Sim-Error: <reason>``.
+
+``GET /connect/oauth2/authorize`` (the open host; web OAuth on behalf of an Official Account)
+checks the link (``oauth.parse_request``/``check_request``) and shows the user's choices;
+``sim_user=<name>&sim_action=approve|refuse`` acts as that fan (the default user without
+``sim_user``): 302 to where WeChat redirects (``oauth.consent``), or the same error page.
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
-from wechat_simulator import authorization
+from wechat_simulator import authorization, oauth, users
 from wechat_simulator.protocol import SimError
-from wechat_simulator.records import AuthorizationRequest
+from wechat_simulator.records import AuthorizationRequest, OAuthRequest
 from wechat_simulator.state import SimState
 
 _PAGE = """<!doctype html>
@@ -84,8 +90,45 @@ def page(state: SimState, args: Mapping[str, str], *, mobile: bool) -> Response:
         return _error_page(problem)
 
 
+def _oauth_consent_page(state: SimState, link: OAuthRequest, args: Mapping[str, str], user: str) -> Response:
+    silent = link.scope == "snsapi_base"
+    with state.lock:
+        account = oauth.check_request(state, link)
+        nick_name = account.nick_name
+    links = []
+    for action in ("approve",) if silent else oauth.ACTIONS:
+        query = urlencode({**args, "sim_user": user, "sim_action": action})
+        links.append(f'<a href="?{html.escape(query)}" data-action="{action}">{action}</a>')
+    note = (
+        "snsapi_base: WeChat shows no screen and redirects at once (approve is the only choice)."
+        if silent
+        else "snsapi_userinfo: the user is asked for their nickname, avatar and region."
+    )
+    body = (
+        f'<p data-appid="{html.escape(link.appid)}" data-scope="{html.escape(link.scope)}">'
+        f"{html.escape(nick_name)} ({html.escape(link.appid)}) asks user "
+        f'<span data-user="{html.escape(user)}">{html.escape(user)}</span> to sign in '
+        f"({html.escape(link.scope)}).</p><p>{html.escape(note)}</p><p>{' | '.join(links)}</p>"
+    )
+    return _html("网页授权 (simulated WeChat web authorization)", body)
+
+
+def oauth_page(state: SimState, args: Mapping[str, str]) -> Response:
+    """The web-OAuth page: check the link; show it, or act as the fan (``sim_user``)."""
+    state.record("authorize", {"query": dict(args)})
+    try:
+        link = oauth.parse_request(args)
+        user = users.user_name(args.get("sim_user"))
+        action = args.get("sim_action")
+        if action is None:
+            return _oauth_consent_page(state, link, args, user)
+        return Response(status=302, headers={"Location": oauth.consent(state, link, user, action)})
+    except SimError as problem:
+        return _error_page(problem)
+
+
 def register(app: Flask, state: SimState) -> None:
-    """Serve both pages (their views are counted in calls; faults and latency do not apply)."""
+    """Serve the pages (their views are counted in calls; faults and latency do not apply)."""
 
     @app.get("/cgi-bin/componentloginpage")
     def pc_authorization_page() -> Response:
@@ -95,3 +138,7 @@ def register(app: Flask, state: SimState) -> None:
     @app.get("/safe/bindcomponent")
     def mobile_authorization_page() -> Response:
         return page(state, request.args, mobile=True)
+
+    @app.get(oauth.AUTHORIZE_PATH)
+    def web_oauth_page() -> Response:
+        return oauth_page(state, request.args)

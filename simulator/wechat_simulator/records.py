@@ -1,6 +1,7 @@
 """What the simulator holds: the platform, the accounts, the credentials and codes it issued,
-injected faults, authorization links, WeChat users and Mini Program sessions, the messages sent
-to authorizers' message URLs and the customer-service messages received.
+injected faults, authorization links, WeChat users and Mini Program sessions, web OAuth codes and
+tokens, JS-SDK tickets, the messages sent to authorizers' message URLs and the customer-service
+messages received.
 
 Plain records and the rules that belong to one record alone (a token's acceptance, an
 account's authorization). This module imports nothing of the package; ``SimState`` keeps every
@@ -23,6 +24,12 @@ GRACE_SECONDS = 300
 PRE_AUTH_CODE_LIFETIME = 1800
 AUTHORIZATION_CODE_LIFETIME = 3600
 JS_CODE_LIFETIME = 300
+# Web OAuth on behalf of an Official Account: the code lives 5 minutes (single use), the user's
+# access token 7200 s, the user's refresh token 30 days.
+OAUTH_CODE_LIFETIME = 300
+OAUTH_REFRESH_TOKEN_LIFETIME = 30 * 24 * 3600
+# A JS-SDK ticket (jsapi or wx_card) lives 7200 s.
+JSAPI_TICKET_LIFETIME = 7200
 # A fan who interacted with an account may get customer-service messages for 48 hours.
 CUSTOMER_SERVICE_WINDOW = 48 * 3600
 
@@ -327,6 +334,75 @@ class Session:
             "unionid": self.unionid,
             "user": self.user,
             "issued_at": self.issued_at,
+        }
+
+
+# --- web OAuth on behalf of Official Accounts and JS-SDK tickets ----------------------------
+
+
+@dataclass(frozen=True)
+class OAuthRequest:
+    """What a ``connect/oauth2/authorize`` link asks for (``oauth.parse_request`` reads one)."""
+
+    appid: str
+    redirect_uri: str
+    response_type: str
+    scope: str  # snsapi_base or snsapi_userinfo
+    state: str  # "" when the link has none
+    component_appid: str
+
+
+@dataclass
+class OAuthCode:
+    """A code the authorize page handed to the browser (via the redirect_uri)."""
+
+    value: str
+    appid: str
+    user: str
+    scope: str
+    component_appid: str
+    expires_at: float
+    used: bool = False
+    revoked: bool = False  # the account's authorization was cancelled before the exchange
+
+
+@dataclass
+class OAuthGrant:
+    """What one ``sns/oauth2/component/access_token`` exchange issued: a user access token and
+    its refresh token, for one user (openid) of one account."""
+
+    access_token: str
+    refresh_token: str
+    appid: str
+    user: str
+    openid: str
+    scope: str
+    issued_at: float
+    expires_at: float  # of the access token
+    refresh_expires_at: float
+
+
+@dataclass
+class JsapiTicket:
+    """A JS-SDK ticket ``cgi-bin/ticket/getticket`` issued for an account (type jsapi or wx_card)."""
+
+    value: str
+    appid: str
+    type: str
+    issued_at: float
+    expires_at: float
+
+    def valid(self, now: float) -> bool:
+        return now < self.expires_at
+
+    def describe(self, now: float) -> dict[str, Any]:
+        return {
+            "ticket": self.value,
+            "appid": self.appid,
+            "type": self.type,
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+            "valid": self.valid(now),
         }
 
 

@@ -1,19 +1,21 @@
 """The simulator's HTTP server and its Python façade, ``Simulator``.
 
 One server plays every WeChat host: the API host (``WECHAT_API_BASE``), the mp host of the PC
-authorization page (``WECHAT_MP_BASE``) and the open host of the mobile one
-(``WECHAT_OPEN_BASE``). ``build_app`` registers every route explicitly. The ``/__sim`` control
+authorization page (``WECHAT_MP_BASE``) and the open host of the mobile one and of the web-OAuth
+page (``WECHAT_OPEN_BASE``). ``build_app`` registers every route explicitly. The ``/__sim`` control
 routes (control.py) and the ``Simulator`` methods call the same feature functions, so tests can
 use either.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from wechat_simulator import (
     accounts,
@@ -23,8 +25,10 @@ from wechat_simulator import (
     dispatch,
     full_network,
     harness,
+    jssdk,
     messages,
     miniprogram,
+    oauth,
     pages,
     pusher,
 )
@@ -32,9 +36,27 @@ from wechat_simulator.records import GRACE_SECONDS, AuthorizationRequest, Platfo
 from wechat_simulator.state import SimState
 
 DEFAULT_REDIRECT_URI = "http://localhost/wechat/component/authorized"
+# Query values the request log hides: tests check that no token or code reaches any log.
+_SECRET_QUERY_VALUE = re.compile(
+    r"(?<=[?&])(access_token|component_access_token|refresh_token|code|js_code)=[^&#]*"
+)
 
 # Every WeChat API the simulator serves, by the module that implements it.
-APIS = (*component.APIS, *accounts.APIS, *authorization.APIS, *miniprogram.APIS, *messages.APIS)
+APIS = (
+    *component.APIS,
+    *accounts.APIS,
+    *authorization.APIS,
+    *miniprogram.APIS,
+    *oauth.APIS,
+    *jssdk.APIS,
+    *messages.APIS,
+)
+
+
+def _listed(domains: Iterable[str] | None) -> Any:
+    """Web-authorization domains as ``harness.set_oauth_domains`` checks them (a lone string is
+    passed on, to be refused, rather than read as a list of characters)."""
+    return domains if domains is None or isinstance(domains, str) else list(domains)
 
 
 def build_app(state: SimState) -> Flask:
@@ -46,6 +68,21 @@ def build_app(state: SimState) -> Flask:
     return app
 
 
+class _RedactingRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request log line, with token and code values in the query replaced by ``***``."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = getattr(self, "path", None)
+        if path is None:
+            super().log_request(code, size)
+            return
+        self.path = _SECRET_QUERY_VALUE.sub(r"\1=***", path)
+        try:
+            super().log_request(code, size)
+        finally:
+            self.path = path
+
+
 class Simulator:
     """Runs the simulator on a loopback port in a background thread (or in the foreground)."""
 
@@ -55,6 +92,7 @@ class Simulator:
         *,
         callback_url: str | None = None,
         message_url: str | None = None,
+        oauth_domains: Iterable[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         latency: float = 0.0,
@@ -65,8 +103,11 @@ class Simulator:
             callback_url=callback_url,
             message_url=message_url,
         )
+        harness.set_oauth_domains(self.state, _listed(oauth_domains))
         self.app = build_app(self.state)
-        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
+        self._server: BaseWSGIServer = make_server(
+            host, port, self.app, threaded=True, request_handler=_RedactingRequestHandler
+        )
         self._server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True
         self.url = f"http://{host}:{self._server.server_port}"
         self._thread: threading.Thread | None = None
@@ -91,6 +132,16 @@ class Simulator:
     def message_url(self, url: str | None) -> None:
         """Set it; None derives it from the callback URL again."""
         harness.set_message_url(self.state, url)
+
+    @property
+    def oauth_domains(self) -> list[str]:
+        """The platform's web-authorization domains (网页授权域名): hosts a web-OAuth redirect_uri
+        may use (``name`` any port, ``name:port`` that port); empty: any host."""
+        return list(self.state.oauth_domains)
+
+    @oauth_domains.setter
+    def oauth_domains(self, domains: Iterable[str] | None) -> None:
+        harness.set_oauth_domains(self.state, _listed(domains))
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -255,6 +306,37 @@ class Simulator:
         """Encrypted user data (``phone`` or ``userinfo``): ``{encryptedData, iv, plain, session_key}``;
         options: session_key, or openid and appid; watermark_appid; fields."""
         return miniprogram.user_data(self.state, kind, **options)
+
+    # --- web OAuth on behalf of Official Accounts and JS-SDK tickets ------------------------
+
+    def oauth_consent(self, authorize_url: str, user: str | None = None, action: str = "approve") -> str:
+        """The fan ``user`` (the default user when None) opens ``authorize_url`` (the full
+        ``connect/oauth2/authorize…#wechat_redirect`` link a service produced, whatever its host)
+        and approves or refuses, over HTTP on this simulator; return the Location WeChat redirects
+        to (``redirect_uri?code=…&state=…&appid=…``, no code when refused). An error page raises
+        SimError with its ``X-Sim-Error`` reason."""
+        return oauth.follow_authorize_url(self.url, authorize_url, user, action)
+
+    def oauth_tokens(self) -> list[str]:
+        """Every user access token and refresh token sns/oauth2/component/access_token issued."""
+        return oauth.oauth_tokens(self.state)
+
+    def jsapi_tickets(self, appid: str) -> list[dict[str, Any]]:
+        """The JS-SDK tickets getticket issued for ``appid``: ``[{ticket, appid, type, issued_at,
+        expires_at, valid}]``, oldest first (jsapi and wx_card)."""
+        return jssdk.jsapi_tickets(self.state, appid)
+
+    def verify_jssdk(
+        self, appid: str, url: str, timestamp: int | str, nonce_str: str, signature: str
+    ) -> bool:
+        """Whether WeChat's client accepts ``wx.config`` with these values on the page at ``url``
+        (its fragment dropped): the signature matches one of ``appid``'s valid jsapi tickets and
+        the timestamp is within ``jssdk.TIMESTAMP_TOLERANCE`` (300 s) of the simulator's clock.
+        ``POST /__sim/verify_jssdk`` also says why not."""
+        verdict = jssdk.verify(
+            self.state, appid, url=url, timestamp=timestamp, nonce_str=nonce_str, signature=signature
+        )
+        return bool(verdict["accepted"])
 
     # --- messages to authorizers -----------------------------------------------------------
 

@@ -21,7 +21,10 @@ from wechat_simulator.records import (
     CustomMessage,
     Fault,
     Issued,
+    JsapiTicket,
     JsCode,
+    OAuthCode,
+    OAuthGrant,
     Platform,
     PreAuthCode,
     SentMessage,
@@ -59,6 +62,13 @@ class SimState:
     # Mini Program login: wx.login codes, sessions (every session_key issued).
     js_codes: dict[str, JsCode] = field(default_factory=dict)
     sessions: list[Session] = field(default_factory=list)
+    # Web OAuth on behalf of Official Accounts (oauth.py): the host names redirect_uri may use
+    # (the platform's 网页授权域名; empty: any host), codes by value, every token pair issued.
+    oauth_domains: list[str] = field(default_factory=list)
+    oauth_codes: dict[str, OAuthCode] = field(default_factory=dict)
+    oauth_grants: list[OAuthGrant] = field(default_factory=list)
+    # JS-SDK tickets (jssdk.py), every one issued, in order.
+    jsapi_tickets: list[JsapiTicket] = field(default_factory=list)
     # Messages sent to message URLs by id (messages.py); when each fan last interacted with an
     # account, by (appid, openid): the 48-hour customer-service window starts there.
     sent_messages: dict[str, SentMessage] = field(default_factory=dict)
