@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,15 +27,24 @@ def rest_event(
     *,
     resource: str | None = None,
     path_parameters: dict[str, str] | None = None,
-    query: dict[str, str] | str | None = None,
+    query: Mapping[str, str] | Sequence[tuple[str, str]] | str | None = None,
     body: bytes | str | None = None,
     headers: dict[str, str] | None = None,
     source_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """An API Gateway REST (v1) proxy event as API Gateway builds it, binary media types included."""
+    """An API Gateway REST (v1) proxy event as API Gateway builds it, binary media types included.
+    A query given as a string or as pairs may repeat a name: ``queryStringParameters`` then holds
+    the last value, ``multiValueQueryStringParameters`` every one, as API Gateway does."""
     headers = dict(headers or {})
     if isinstance(query, str):
-        query = dict(parse_qsl(query, keep_blank_values=True))
+        pairs = parse_qsl(query, keep_blank_values=True)
+    elif isinstance(query, Mapping):
+        pairs = list(query.items())
+    else:
+        pairs = list(query or ())
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        multi.setdefault(name, []).append(value)
     raw = body.encode() if isinstance(body, str) else body
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     binary = content_type.split(";")[0].strip() in binary_media_types()
@@ -50,8 +60,8 @@ def rest_event(
         "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": query or None,
-        "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
+        "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
+        "multiValueQueryStringParameters": multi or None,
         "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {

@@ -185,12 +185,12 @@ def _secret_forms(session_key: str) -> set[str]:
 
 
 @pytest.fixture(autouse=True)
-def session_keys_never_leak(
+def user_secrets_never_leak(
     request: pytest.FixtureRequest, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> Iterator[None]:
-    """After every test that ran the simulator: no session_key it issued appears in any response the
-    loopback gateway gave, in anything written to stdout/stderr (Powertools logs there), or in any
-    log record."""
+    """After every test that ran the simulator: no session_key or web OAuth token it issued appears
+    in any response the loopback gateway gave, in anything written to stdout/stderr (Powertools logs
+    there), or in any log record."""
     if "simulator" not in request.fixturenames:
         yield
         return
@@ -199,7 +199,8 @@ def session_keys_never_leak(
     gateway = request.getfixturevalue("gateway") if "gateway" in request.fixturenames else None
     yield
     issued = [k["session_key"] for k in sim.session_keys()]
-    if not issued:
+    oauth_tokens = sim.oauth_tokens()
+    if not issued and not oauth_tokens:
         return
     out, err = capfd.readouterr()
     sys.stdout.write(out)  # keep the output for pytest's report
@@ -208,3 +209,5 @@ def session_keys_never_leak(
     haystack = "\n".join([out, err, caplog.text, *answers])
     leaked = [key for key in issued for form in _secret_forms(key) if form in haystack]
     assert not leaked, f"{len(leaked)} session_key(s) leaked into responses or logs"
+    leaked = [token for token in oauth_tokens if token in haystack]
+    assert not leaked, f"{len(leaked)} OAuth token(s) leaked into responses or logs"

@@ -1,4 +1,5 @@
-"""Admin Lambda (IAM-authorized routes): the token service and authorization management."""
+"""Admin Lambda (IAM-authorized routes): the token service, authorization management and the
+redemption of web OAuth tickets by business systems."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from wechat_core import tracing, web
 from wechat_core.errors import BadRequest
-from wechat_core.features import token_service
+from wechat_core.features import h5, token_service
 
 MAX_BODY_BYTES = 4 * 1024
 
@@ -24,6 +25,16 @@ web.install_error_handler(app, logger)
 @app.get("/wechat/authorizers/<appid>/token")
 def authorizer_token(appid: str) -> dict[str, Any]:
     return token_service.authorizer_access_token(appid)
+
+
+@app.get("/wechat/authorizers/<appid>/jsapi-ticket")
+def jsapi_ticket(appid: str) -> dict[str, Any]:
+    return token_service.jsapi_ticket(appid)
+
+
+@app.post("/wechat/oauth/redeem")
+def redeem() -> dict[str, Any]:
+    return h5.redeem(web.json_body(app.current_event, MAX_BODY_BYTES))
 
 
 @app.get("/wechat/authorizers")

@@ -158,11 +158,40 @@ def admin(gateway: Gateway, simulator: Simulator, service: Resources) -> list[ia
     step = Run("AdminFunction")
     token = requests.get(f"{gateway.url}/wechat/authorizers/{appid}/token", timeout=10)
     assert token.status_code == 200, token.text
+    ticket = requests.get(f"{gateway.url}/wechat/authorizers/{appid}/jsapi-ticket", timeout=10)
+    assert ticket.status_code == 200, ticket.text
+    redeemed = requests.post(f"{gateway.url}/wechat/oauth/redeem", json={"ticket": "a" * 43}, timeout=10)
+    assert redeemed.status_code == 404, redeemed.text
     listed = requests.get(f"{gateway.url}/wechat/authorizers", params={"limit": "10"}, timeout=10)
     assert listed.status_code == 200, listed.text
     recovered = requests.post(f"{gateway.url}/wechat/authorizers/recover", timeout=10)
     assert recovered.status_code == 200, recovered.text
     assert recovered.json()["restored"] == 1
+    return step.calls()
+
+
+def h5(gateway: Gateway, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> list[iam.Call]:
+    monkeypatch.setenv("H5_ALLOW_LIST", "https://h5.example.com")
+    monkeypatch.setenv("PUBLIC_BASE_URL", gateway.url)
+    appid = authorize(simulator)
+    step = Run("H5Function")
+    page = "https://h5.example.com/"
+    # the JS-SDK ticket (Get, Update: lease and store), with the authorizer and component tokens
+    config = requests.get(f"{gateway.url}/wechat/jssdk/{appid}/config", params={"url": page}, timeout=10)
+    assert config.status_code == 200, config.text
+    # a state (Put), the callback's claim (Update) and the identity (Put)
+    started = requests.get(
+        f"{gateway.url}/wechat/oauth/{appid}/authorize",
+        params={"scope": "snsapi_userinfo", "redirect_uri": page},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert started.status_code == 302, started.text
+    back = requests.get(
+        simulator.oauth_consent(started.headers["Location"]), allow_redirects=False, timeout=10
+    )
+    assert back.status_code == 302, back.text
+    assert "ticket=" in back.headers["Location"]
     return step.calls()
 
 
@@ -214,6 +243,7 @@ def test_each_function_is_allowed_what_it_does_and_nothing_more(
     run["AdminFunction"] = admin(gateway, simulator, service)
     run["ComponentTokenFunction"] = component_token(gateway)
     run["MessagesFunction"] = messages(gateway, simulator, monkeypatch)
+    run["H5Function"] = h5(gateway, simulator, monkeypatch)
     assert sorted(run) == sorted(iam.function_code_uris()), "every function of template.yaml is driven"
 
     refused = {f: iam.RECORDER.refused(calls) for f, calls in run.items()}

@@ -47,7 +47,7 @@ class Gateway:
                     request.path,
                     resource=resource,
                     path_parameters=match.groupdict() or None,
-                    query=dict(request.args),
+                    query=list(request.args.items(multi=True)),
                     body=request.get_data() or None,
                     headers=dict(request.headers),
                     source_ip=request.remote_addr or "127.0.0.1",

@@ -144,8 +144,12 @@ ACTIONS = {
     "JsCode2SessionFunction": {"GetItem", "PutItem", "UpdateItem"},
     # due tokens from the due index (Query), leases and tokens (Get, Update)
     "RefresherFunction": {"GetItem", "UpdateItem", "Query"},
-    # tokens (Get, Update), the authorizer list (Query on the table), recovery (Update)
+    # tokens and JS-SDK tickets (Get, Update), the authorizer list (Query on the table), recovery
+    # (Update), OAuth tickets redeemed (Update)
     "AdminFunction": {"GetItem", "UpdateItem", "Query"},
+    # the authorization (Get), OAuth states and tickets (Put, Update), the component token and
+    # JS-SDK tickets with the authorizer tokens they need (Get, Update)
+    "H5Function": {"GetItem", "PutItem", "UpdateItem"},
     "ComponentTokenFunction": {"GetItem", "UpdateItem"},
 }
 ITEM_ACTIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"}

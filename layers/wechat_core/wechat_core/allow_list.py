@@ -100,6 +100,8 @@ class AllowList:
 
     def check(self, url: str) -> str:
         """``url`` when an entry allows it, else ``NotAllowed`` with the reason."""
+        if not self.entries:
+            raise NotAllowed("no page is allowed: the H5 allow-list (H5AllowList) is empty")
         parts, host, port = _parse(url)
         if not any(e.covers(host, port, parts.path or "/") for e in self.entries):
             raise NotAllowed("URL is not on the H5 allow-list")

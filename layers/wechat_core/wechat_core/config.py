@@ -82,6 +82,8 @@ class Settings:
     event_bus_name: str = ""
     # How long a process trusts an account's active authorization for its messages (0: never)
     authorization_memory_seconds: float = 10.0
+    # H5 pages (web OAuth return targets, JS-SDK pages): comma-separated https:// prefixes
+    h5_allow_list: str = ""
 
 
 def load_settings() -> Settings:
@@ -109,6 +111,7 @@ def load_settings() -> Settings:
         refresh_concurrency=_env_int("REFRESH_CONCURRENCY", 16),
         event_bus_name=os.environ.get("EVENT_BUS_NAME", ""),
         authorization_memory_seconds=_env_float("AUTHORIZATION_MEMORY_SECONDS", 10.0),
+        h5_allow_list=os.environ.get("H5_ALLOW_LIST", ""),
     )
 
 

@@ -17,6 +17,7 @@ from wechat_core import config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from wechat_core.allow_list import AllowList
     from wechat_core.bus import EventBus
     from wechat_core.config import ComponentSecret, Settings
     from wechat_core.protocol.crypto import MessageCrypto
@@ -109,6 +110,17 @@ def event_bus() -> EventBus:
         return EventBus(lambda: _once("events", events_client), conf.event_bus_name, conf.component_appid)
 
     return _once("event_bus", build)
+
+
+def allow_list() -> AllowList:
+    """The H5 allow-list (``H5_ALLOW_LIST``); a malformed entry is a ``ConfigurationError``."""
+
+    def build() -> AllowList:
+        from wechat_core.allow_list import AllowList  # noqa: PLC0415
+
+        return AllowList.parse(settings().h5_allow_list)
+
+    return _once("allow_list", build)
 
 
 def account_memo() -> dict[str, tuple[float, str | None]]:

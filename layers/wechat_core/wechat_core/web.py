@@ -62,6 +62,38 @@ def header(event: BaseProxyEvent, name: str) -> str:
     return next((v for k, v in (event.headers or {}).items() if k.lower() == wanted), "")
 
 
+def query(event: BaseProxyEvent, names: tuple[str, ...], max_chars: int = 4096) -> dict[str, str]:
+    """The named query parameters, each given at most once: a parameter repeated (which one would
+    win depends on who reads it) or overlong is a 4xx."""
+    multi = event.multi_value_query_string_parameters or {}
+    single = event.query_string_parameters or {}
+    found: dict[str, str] = {}
+    for name in names:
+        values = multi.get(name) or ([single[name]] if name in single else [])
+        if len(values) > 1:
+            raise BadRequest(f"query parameter {name} given more than once")
+        if values:
+            if len(values[0]) > max_chars:
+                raise BadRequest(f"query parameter {name} is too long")
+            found[name] = values[0]
+    return found
+
+
+def with_cors(event: dict[str, Any], response: dict[str, Any], origins: tuple[str, ...]) -> dict[str, Any]:
+    """``response`` with ``Access-Control-Allow-Origin`` for a request from one of ``origins``
+    (errors included, so a page can read the reason). For simple GET requests, which need no
+    preflight; the origins are read per request, so a changed configuration takes effect."""
+    wanted = next((v for k, v in (event.get("headers") or {}).items() if k.lower() == "origin"), "")
+    added = {"Vary": "Origin"}
+    if wanted and wanted in origins:
+        added["Access-Control-Allow-Origin"] = wanted
+    if isinstance(response.get("multiValueHeaders"), dict):
+        response["multiValueHeaders"].update({k: [v] for k, v in added.items()})
+    else:
+        response["headers"] = {**(response.get("headers") or {}), **added}
+    return response
+
+
 def public_base_url(event: BaseProxyEvent) -> str:
     """Our own public base URL, for links WeChat sends browsers back to.
 

@@ -20,6 +20,7 @@ from wechat_core.protocol.messages import (
     Unauthorized,
     parse_component_event,
 )
+from wechat_core.store import keys
 from wechat_core.store.claims import Claim
 
 logger = Logger(child=True)
@@ -83,6 +84,9 @@ def dispatch(event: ComponentEvent) -> dict[str, Any]:
             metrics.add_metric(f"AuthorizationEvent.{event.info_type}", MetricUnit.Count, 1)
         case Unauthorized():
             changed = store.authorizers.revoke(event.authorizer_appid, event.create_time, now)
+            if changed:
+                # After the revocation: a refresh in flight can no longer store a ticket either.
+                store.tokens.drop(keys.jsapi_ticket_sk(event.authorizer_appid))
             outcome |= {"authorizer_appid": event.authorizer_appid, "applied": changed}
             metrics.add_metric("AuthorizationEvent.unauthorized", MetricUnit.Count, 1)
         case FastRegister():

@@ -1,6 +1,7 @@
-"""The scheduled refresh: the component token ahead of expiry, then every authorizer token that is due.
+"""The scheduled refresh: the component token ahead of expiry, then every authorizer token and JS-SDK
+ticket that is due.
 
-Due authorizers come from the sparse ``due`` index (KEYS_ONLY), oldest first, so the cost of a
+Due items come from the sparse ``due`` index (KEYS_ONLY), oldest first, so the cost of a
 run grows with the number of tokens due, not with the number of authorizers. Each refresh
 goes through the same lease as on-demand refreshes. One failing authorizer never stops the
 others; 45009 (daily quota) stops the run, since every further call would fail the same way.
@@ -19,12 +20,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from wechat_core import clock, runtime
 from wechat_core.errors import (
+    NotFound,
     NoTicket,
     WeChatError,
     WeChatQuotaExceeded,
     WeChatRefreshTokenInvalid,
 )
-from wechat_core.features.tokens import REFRESH_BEFORE_SECONDS, AuthorizerToken, ComponentToken
+from wechat_core.features.tokens import (
+    REFRESH_BEFORE_SECONDS,
+    AuthorizerToken,
+    AuthorizerUnavailable,
+    ComponentToken,
+    LeasedToken,
+    leased_token,
+)
 
 if TYPE_CHECKING:
     from wechat_core.store.repositories import Store
@@ -89,13 +98,17 @@ class _Run:
     quota_hit: threading.Event = field(default_factory=threading.Event)
 
 
-def _refresh_one(run: _Run, appid: str) -> None:
+def _refresh_one(run: _Run, sk: str) -> None:
     store, report, lock, quota_hit = run.store, run.report, run.lock, run.quota_hit
     if quota_hit.is_set():
         with lock:
             report.due -= 1  # queued before the quota ran out: left for the next run
         return
-    token = AuthorizerToken(appid, store)
+    token = leased_token(sk, store)
+    if token is None:
+        with lock:
+            report.skipped += 1  # an item of a kind this version does not know
+        return
     leased = token.take_due_lease(run.horizon)
     if leased is None:
         with lock:
@@ -104,8 +117,15 @@ def _refresh_one(run: _Run, appid: str) -> None:
     try:
         token.refresh_leased(leased)
     except WeChatRefreshTokenInvalid:
+        if not isinstance(token, AuthorizerToken):
+            store.tokens.retire(token.key)  # the account's own refresh marked it; not counted twice
         with lock:
-            report.needs_reauthorization += 1
+            report.needs_reauthorization += isinstance(token, AuthorizerToken)
+    except (AuthorizerUnavailable, NotFound):
+        # A JS-SDK ticket whose account can no longer get one: fetched again on its next use.
+        store.tokens.retire(token.key)
+        with lock:
+            report.skipped += 1
     except WeChatQuotaExceeded:
         quota_hit.set()
         _back_off(token, "45009", QUOTA_BACKOFF_SECONDS, count_failure=False)
@@ -117,7 +137,7 @@ def _refresh_one(run: _Run, appid: str) -> None:
         failures = int(leased.get("failures", 0)) + 1
         _back_off(token, code, min(FAILURE_BACKOFF_SECONDS * 2 ** (failures - 1), MAX_BACKOFF_SECONDS))
         metrics.add_metric("AuthorizerRefreshFailed", MetricUnit.Count, 1)
-        logger.warning("authorizer token refresh failed", extra={"authorizer_appid": appid, "error": code})
+        logger.warning("token refresh failed", extra={"item": sk, "error": code})
         with lock:
             report.failed += 1
             report.errors[code] = report.errors.get(code, 0) + 1
@@ -126,7 +146,7 @@ def _refresh_one(run: _Run, appid: str) -> None:
             report.refreshed += 1
 
 
-def _back_off(token: AuthorizerToken, code: str, seconds: float, *, count_failure: bool = True) -> None:
+def _back_off(token: LeasedToken, code: str, seconds: float, *, count_failure: bool = True) -> None:
     """Try again later, but before the token runs out if it still can."""
     item = token.store.tokens.read(token.key) or {}
     now = clock.now()
@@ -159,13 +179,13 @@ def run(
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         pending: set[Future[None]] = set()
         while True:
-            appids, start = store.authorizers.due(state.horizon, limit=page_size, start=start)
-            for appid in appids:
+            due_keys, start = store.authorizers.due(state.horizon, limit=page_size, start=start)
+            for sk in due_keys:
                 if quota_hit.is_set() or remaining_millis() < safety_millis:
                     report.stopped_early = not quota_hit.is_set()
                     break
                 report.due += 1
-                pending.add(pool.submit(_refresh_one, state, appid))
+                pending.add(pool.submit(_refresh_one, state, sk))
                 if len(pending) >= concurrency * 2:
                     _, pending = wait(pending, return_when=FIRST_COMPLETED)
             else:

@@ -1,6 +1,6 @@
-"""Component and authorizer access tokens, shared by every Lambda through DynamoDB.
+"""Component and authorizer access tokens and JS-SDK tickets, shared by every Lambda through DynamoDB.
 
-A token item holds the token, its expiry, a ``version`` that grows with every stored token,
+A token item holds the token (or ticket), its expiry, a ``version`` that grows with every stored token,
 and a lease (``lease_owner``, ``lease_until``). A caller that finds the token missing or due
 takes the lease with a conditional write (only if the lease is free and the item is still at
 the version it read); everyone else serves the still-valid token or waits briefly and reads
@@ -27,11 +27,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from wechat_core import clock, runtime
 from wechat_core.errors import (
+    BadRequest,
     Conflict,
     LeaseExpired,
     NotFound,
     NoTicket,
     TokenBusy,
+    UpstreamError,
     WeChatNotAuthorized,
     WeChatQuotaExceeded,
     WeChatRefreshTokenInvalid,
@@ -61,8 +63,8 @@ def _owner() -> str:
     return f"{stream[-24:]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _is_valid(item: dict[str, Any], now: float) -> bool:
-    return bool(item.get("access_token")) and now < float(item.get("expires_at", 0)) - SERVE_MARGIN_SECONDS
+def _is_valid(item: dict[str, Any], now: float, field: str = "access_token") -> bool:
+    return bool(item.get(field)) and now < float(item.get("expires_at", 0)) - SERVE_MARGIN_SECONDS
 
 
 def _lease_free(item: dict[str, Any], now: float) -> bool:
@@ -71,18 +73,21 @@ def _lease_free(item: dict[str, Any], now: float) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    access_token: str
+    value: str
     expires_in: int
     extra: dict[str, Any]
 
 
 class LeasedToken:
-    """The lease protocol, shared by the component token and every authorizer token."""
+    """The lease protocol, shared by the component token, authorizer tokens and JS-SDK tickets."""
 
     key: str
     query_name = "access_token"
-    # Authorizer items: in the due index, and leased and written only while active.
-    authorizer = False
+    value_field = "access_token"  # the item's attribute holding the token
+    # Authorizer items are leased and written only while the authorization is active.
+    active_only = False
+    # Items the scheduled refresher keeps fresh (authorizer tokens, JS-SDK tickets).
+    in_due_index = False
     # Seconds a token read from the table may be reused in this process without reading again
     # (never when it is due). WeChat keeps a replaced token valid for 5 minutes, and a refused
     # one is dropped at once (``invalidate``), so a short reuse is safe.
@@ -114,13 +119,14 @@ class LeasedToken:
         while True:
             item = self.check(self.store.tokens.read(self.key))
             now = clock.now()
-            valid = _is_valid(item, now)
+            valid = _is_valid(item, now, self.value_field)
             due = now >= float(item.get("expires_at", 0)) - REFRESH_BEFORE_SECONDS
             free = _lease_free(item, now)
             if valid and (not due or not free):
+                value = str(item[self.value_field])
                 if not due:
-                    self._remember(str(item["access_token"]), float(item["expires_at"]))
-                return str(item["access_token"]), float(item["expires_at"])
+                    self._remember(value, float(item["expires_at"]))
+                return value, float(item["expires_at"])
             if free:
                 leased = self.store.tokens.take_lease(
                     self.key,
@@ -128,7 +134,7 @@ class LeasedToken:
                     now,
                     now + LEASE_SECONDS,
                     version=item.get("version"),
-                    active_only=self.authorizer,
+                    active_only=self.active_only,
                 )
                 if leased is not None:
                     return self._refresh(leased)
@@ -158,11 +164,18 @@ class LeasedToken:
     def invalidate(self, token: str) -> None:
         """WeChat refused this exact token: expire it, unless a newer one is already stored."""
         runtime.token_memo().pop(self._memo_key(), None)
-        applied = self.store.tokens.invalidate(self.key, token)
+        applied = self.store.tokens.invalidate(self.key, token, self.value_field)
         metrics.add_metric("TokenInvalidated", MetricUnit.Count, 1)
         logger.warning("stored token refused by WeChat", extra={"item": self.key, "invalidated": applied})
 
     # --- refresh under the lease --------------------------------------------------------------
+
+    def take_due_lease(self, horizon: float) -> dict[str, Any] | None:
+        """The refresher's lease: only while the item is still due (nobody refreshed it meanwhile)."""
+        now = clock.now()
+        return self.store.tokens.take_due_lease(
+            self.key, _owner(), now, now + LEASE_SECONDS, horizon, active_only=self.active_only
+        )
 
     def refresh_leased(self, leased: dict[str, Any]) -> str:
         """Fetch a new token while holding the lease and store it; returns the new token."""
@@ -179,20 +192,22 @@ class LeasedToken:
         now = clock.now()
         expires_at = now + fetched.expires_in
         values: dict[str, Any] = {
-            "access_token": fetched.access_token,
+            self.value_field: fetched.value,
             "expires_at": expires_at,
             "refreshed_at": now,
             **fetched.extra,
         }
-        applied = self._save(owner, values, expires_at - REFRESH_BEFORE_SECONDS if self.authorizer else None)
+        applied = self._save(
+            owner, values, expires_at - REFRESH_BEFORE_SECONDS if self.in_due_index else None
+        )
         if applied:
-            self._remember(fetched.access_token, expires_at)
+            self._remember(fetched.value, expires_at)
         metrics.add_metric("TokenRefreshed", MetricUnit.Count, 1)
         if not applied:
             # Our lease ran out and someone else took over; their write stands.
             metrics.add_metric("TokenLeaseLost", MetricUnit.Count, 1)
             logger.warning("lease lost before the token was stored", extra={"item": self.key})
-        return fetched.access_token, expires_at
+        return fetched.value, expires_at
 
     def _save(self, owner: str, values: dict[str, Any], due_at: float | None) -> bool:
         # WeChat has already answered: a rotated refresh token exists only in memory now, so a
@@ -200,7 +215,7 @@ class LeasedToken:
         for attempt in range(3):
             try:
                 return self.store.tokens.save_refreshed(
-                    self.key, owner, values, due_at=due_at, active_only=self.authorizer
+                    self.key, owner, values, due_at=due_at, active_only=self.active_only
                 )
             except Exception:
                 if attempt == 2:
@@ -243,17 +258,13 @@ class AuthorizerUnavailable(Conflict):
 
 
 class AuthorizerToken(LeasedToken):
-    authorizer = True
+    active_only = True
+    in_due_index = True
 
     def __init__(self, authorizer_appid: str, store: Store | None = None) -> None:
         super().__init__(store)
         self.authorizer_appid = authorizer_appid
         self.key = keys.authorizer_sk(authorizer_appid)
-
-    def take_due_lease(self, horizon: float) -> dict[str, Any] | None:
-        """The refresher's lease: only while the item is still due (nobody refreshed it meanwhile)."""
-        now = clock.now()
-        return self.store.tokens.take_due_lease(self.key, _owner(), now, now + LEASE_SECONDS, horizon)
 
     def check(self, item: dict[str, Any] | None) -> dict[str, Any]:
         if item is None:
@@ -349,3 +360,64 @@ class AuthorizerToken(LeasedToken):
             "authorizer refresh token invalid (61023): the account must authorize again",
             extra={"appid": self.authorizer_appid},
         )
+
+
+class NotAnOfficialAccount(BadRequest):
+    reason = "this account is not an Official Account"
+
+
+def require_active_official_account(store: Store, authorizer_appid: str) -> dict[str, Any]:
+    """The authorization of an Official Account (or of an account whose kind is not known yet),
+    active now: one consistent read, no WeChat call. Web OAuth and the JS-SDK are theirs alone."""
+    item = store.authorizers.get(authorizer_appid)
+    if item is None:
+        raise NotFound("this account has not authorized the platform")
+    if item.get("status") != "active":
+        raise AuthorizerUnavailable("this account's authorization is not active")
+    if (item.get("info") or {}).get("kind") not in (None, "official_account"):
+        raise NotAnOfficialAccount
+    return item
+
+
+class JsapiTicket(LeasedToken):
+    """An Official Account's JS-SDK ``jsapi_ticket`` (``cgi-bin/ticket/getticket?type=jsapi`` with
+    the authorizer token; doc: developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/JS-SDK.html,
+    appendix 1), one more leased token: one getticket call per lifetime however many pages ask at
+    once. The item is made on first use (after a check that the account is an active Official
+    Account, so unknown appids write nothing), kept fresh by the refresher while the account can
+    get one, and deleted when the account revokes (``features.component_events``). Read once per
+    call, never remembered in a process: a revocation is seen at once."""
+
+    value_field = "ticket"
+    in_due_index = True
+
+    def __init__(self, authorizer_appid: str, store: Store | None = None) -> None:
+        super().__init__(store)
+        self.authorizer_appid = authorizer_appid
+        self.key = keys.jsapi_ticket_sk(authorizer_appid)
+
+    def check(self, item: dict[str, Any] | None) -> dict[str, Any]:
+        item = item or {}
+        if not _is_valid(item, clock.now(), self.value_field):
+            require_active_official_account(self.store, self.authorizer_appid)
+        return item
+
+    def fetch(self, item: dict[str, Any]) -> Fetched:
+        token = AuthorizerToken(self.authorizer_appid, self.store)
+        data = runtime.account_api().get_jsapi_ticket(token)
+        ticket = data.get("ticket")
+        if not ticket:
+            raise UpstreamError("WeChat answered getticket without a ticket")
+        metrics.add_metric("JsapiTicketFetched", MetricUnit.Count, 1)
+        return Fetched(
+            str(ticket), int(data.get("expires_in", 7200)), {"authorizer_appid": self.authorizer_appid}
+        )
+
+
+def leased_token(sk: str, store: Store) -> LeasedToken | None:
+    """The token an item of the due index holds (None for a key of no known kind)."""
+    if sk.startswith(keys.AUTHORIZER_PREFIX):
+        return AuthorizerToken(keys.authorizer_appid_of(sk), store)
+    if sk.startswith(keys.JSAPI_TICKET_PREFIX):
+        return JsapiTicket(sk.removeprefix(keys.JSAPI_TICKET_PREFIX), store)
+    return None

@@ -225,11 +225,12 @@ class Authorizers:
     def due(
         self, horizon: float, *, limit: int = 100, start: dict[str, Any] | None = None
     ) -> tuple[list[str], dict[str, Any] | None]:
-        """Appids due by ``horizon``, oldest first, from the sparse due index; and where to go on."""
+        """Sort keys of the items due by ``horizon`` (authorizers and JS-SDK tickets), oldest first,
+        from the sparse due index; and where to go on."""
         items, last = self.table.query(
             Key("due_pk").eq(due_pk(self.table.component_appid)) & Key("due_at").lte(horizon),
             index=DUE_INDEX,
             limit=limit,
             start=start,
         )
-        return [authorizer_appid_of(str(i["sk"])) for i in items], last
+        return [str(i["sk"]) for i in items], last

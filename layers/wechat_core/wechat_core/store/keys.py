@@ -5,9 +5,12 @@
   - ``token``: the component_access_token (version, lease, expiry);
   - ``ticket_push_request``: when api_start_push_ticket was last asked for;
   - ``authorizer#<appid>``: an authorization (refresh and access token, version, lease, due index);
+  - ``jsapi_ticket#<appid>``: an Official Account's JS-SDK ticket (version, lease, due index), made
+    on first use and deleted when the account revokes;
   - ``event#<appid>#<CreateTime>#<InfoType>``: the audit trail of authorization pushes (TTL);
-  - ``state#<state>``, ``authcode#<hash of the code>``, ``session#<hash of the session token>``:
-    short-lived items under the ``expiration`` TTL;
+  - ``state#<state>``, ``authcode#<hash of the code>``, ``session#<hash of the session token>``,
+    ``oauthstate#<hash of the state>``, ``oauthticket#<hash of the ticket>``: short-lived items under
+    the ``expiration`` TTL;
 - delivery keys (``store.deliveries``): pk ``delivery#<component appid>#<kind>#<hash of the key>``,
   sk ``delivery``, under the TTL.
 
@@ -25,6 +28,7 @@ TICKET_SK = "ticket"
 COMPONENT_TOKEN_SK = "token"  # noqa: S105 - a sort key, not a credential
 TICKET_PUSH_REQUEST_SK = "ticket_push_request"
 AUTHORIZER_PREFIX = "authorizer#"
+JSAPI_TICKET_PREFIX = "jsapi_ticket#"
 DELIVERY_SK = "delivery"
 
 
@@ -48,6 +52,10 @@ def authorizer_appid_of(sk: str) -> str:
     return sk.removeprefix(AUTHORIZER_PREFIX)
 
 
+def jsapi_ticket_sk(authorizer_appid: str) -> str:
+    return f"{JSAPI_TICKET_PREFIX}{authorizer_appid}"
+
+
 def event_sk(authorizer_appid: str, create_time: int, info_type: str) -> str:
     return f"event#{authorizer_appid}#{create_time:012d}#{info_type}"
 
@@ -60,6 +68,19 @@ def code_sk(code_hash: str) -> str:
     return f"authcode#{code_hash}"
 
 
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
 def session_sk(session_token: str) -> str:
     # A hash, so a table dump reveals no usable session token.
-    return "session#" + hashlib.sha256(session_token.encode()).hexdigest()
+    return "session#" + _digest(session_token)
+
+
+def oauth_state_sk(state: str) -> str:
+    return "oauthstate#" + _digest(state)
+
+
+def oauth_ticket_sk(ticket: str) -> str:
+    # A hash: the ticket is a bearer credential for an identity until it is redeemed.
+    return "oauthticket#" + _digest(ticket)

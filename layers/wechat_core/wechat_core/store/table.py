@@ -143,8 +143,10 @@ class Table:
         set_if_missing: Mapping[str, Any] | None = None,
         condition: ConditionBase | None = None,
         return_new: bool = False,
+        return_old: bool = False,
     ) -> Written:
-        """``set_values`` are written, ``set_if_missing`` only where the attribute has no value yet."""
+        """``set_values`` are written, ``set_if_missing`` only where the attribute has no value yet.
+        The written item comes back with ``return_new``, the item as it was with ``return_old``."""
         expression = _Expression()
         arguments = expression.conditional(condition)
         update = expression.update(set_values, remove, add, set_if_missing)
@@ -153,7 +155,7 @@ class Table:
                 TableName=self.table_name,
                 Key=self.key(sk),
                 UpdateExpression=update,
-                ReturnValues="ALL_NEW" if return_new else "NONE",
+                ReturnValues="ALL_NEW" if return_new else "ALL_OLD" if return_old else "NONE",
                 **arguments,
                 **expression.arguments(),
             )

@@ -1,4 +1,4 @@
-"""Token items (the component token, and each authorizer's tokens) and their refresh lease.
+"""Token items (the component token, each authorizer's tokens, JS-SDK tickets) and their lease.
 
 Every operation is one conditional write; the reasoning for each condition is beside it. A
 lease is ``lease_owner`` + ``lease_until``; only its holder stores a refreshed token, and in
@@ -50,13 +50,13 @@ class Tokens:
         return written.item if written.applied else None
 
     def take_due_lease(
-        self, sk: str, owner: str, now: float, until: float, horizon: float
+        self, sk: str, owner: str, now: float, until: float, horizon: float, *, active_only: bool
     ) -> dict[str, Any] | None:
-        """The refresher's lease on an authorizer: only while it is active and still due by
-        ``horizon`` (nobody refreshed it since the due index listed it)."""
-        condition = (
-            _lease_free(now) & _active() & Attr("refresh_token").exists() & Attr("due_at").lte(horizon)
-        )
+        """The refresher's lease: only while the item is still due by ``horizon`` (nobody refreshed
+        it since the due index listed it) and, for an authorizer, active."""
+        condition = _lease_free(now) & Attr("due_at").lte(horizon)
+        if active_only:
+            condition = condition & _active() & Attr("refresh_token").exists()
         written = self.table.update(
             sk, set_values={"lease_owner": owner, "lease_until": until}, condition=condition, return_new=True
         )
@@ -86,11 +86,21 @@ class Tokens:
     def release(self, sk: str, owner: str) -> bool:
         return self.table.update(sk, remove=_LEASE, condition=Attr("lease_owner").eq(owner)).applied
 
-    def invalidate(self, sk: str, token: str) -> bool:
+    def invalidate(self, sk: str, token: str, field: str = "access_token") -> bool:
         """WeChat refused this exact token: expire it, unless a newer one is stored already."""
+        return self.table.update(sk, set_values={"expires_at": 0}, condition=Attr(field).eq(token)).applied
+
+    def retire(self, sk: str) -> bool:
+        """Out of the due index: a JS-SDK ticket whose account can no longer get one is fetched again
+        on its next use (after a new authorization), not by every scheduled run meanwhile."""
         return self.table.update(
-            sk, set_values={"expires_at": 0}, condition=Attr("access_token").eq(token)
+            sk, remove=("due_pk", "due_at"), condition=Attr("lease_owner").not_exists() & Attr("pk").exists()
         ).applied
+
+    def drop(self, sk: str) -> None:
+        """The item goes (a revoked account's JS-SDK ticket). A refresh in flight cannot store its
+        answer afterwards: its write requires its lease on the item, and the item is gone."""
+        self.table.delete(sk)
 
     def keep_refresh_token(self, sk: str, owner: str, stored: str, current: str) -> bool:
         """A refresh whose answer was lost may have rotated the refresh token: keep WeChat's

@@ -1,5 +1,6 @@
-"""Short-lived items under DynamoDB's TTL: authorization-link states, exchanged-code mappings and
-Mini Program sessions. TTL deletion lags by up to days, so every read checks the expiry itself."""
+"""Short-lived items under DynamoDB's TTL: authorization-link states, exchanged-code mappings,
+Mini Program sessions, web OAuth states and identity tickets. TTL deletion lags by up to days, so
+every read and every claim checks the expiry itself."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr
 
-from wechat_core.store.keys import TTL_ATTRIBUTE, code_sk, session_sk, state_sk
+from wechat_core.store.keys import (
+    TTL_ATTRIBUTE,
+    code_sk,
+    oauth_state_sk,
+    oauth_ticket_sk,
+    session_sk,
+    state_sk,
+)
 from wechat_core.store.table import Table
 
 
@@ -20,6 +28,15 @@ class StateClaim:
 
     link: dict[str, Any] | None
     used_by_another: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthStateClaim:
+    """``state``: the claimed state's item; None when refused, and then ``refusal`` says why:
+    ``unknown`` (never issued, or expired), ``used`` or ``other_account``."""
+
+    state: dict[str, Any] | None
+    refusal: str | None = None
 
 
 class Transient:
@@ -86,3 +103,57 @@ class Transient:
 
     def session(self, session_token: str, now: float) -> dict[str, Any] | None:
         return self.get(session_sk(session_token), now)
+
+    # --- web OAuth -----------------------------------------------------------------------------
+
+    def put_oauth_state(
+        self, state: str, attributes: Mapping[str, Any], ttl_seconds: float, now: float
+    ) -> bool:
+        return self.put(
+            oauth_state_sk(state), {**attributes, "kind": "oauth_state"}, ttl_seconds, now, only_new=True
+        )
+
+    def claim_oauth_state(self, state: str, appid: str, now: float) -> OAuthStateClaim:
+        """Use a web OAuth state, once, for the account it was issued for, before it expires: one
+        conditional write, which answers with the item when it refuses."""
+        written = self.table.update(
+            oauth_state_sk(state),
+            set_values={"used_at": now},
+            condition=Attr("kind").eq("oauth_state")
+            & Attr(TTL_ATTRIBUTE).gt(int(now))
+            & Attr("appid").eq(appid)
+            & Attr("used_at").not_exists(),
+            return_new=True,
+        )
+        if written.applied:
+            return OAuthStateClaim(written.item)
+        old = written.item or {}
+        if old.get("kind") != "oauth_state" or float(old.get(TTL_ATTRIBUTE, 0)) <= now:
+            return OAuthStateClaim(None, "unknown")
+        return OAuthStateClaim(None, "other_account" if old.get("appid") != appid else "used")
+
+    def put_identity(self, ticket: str, identity: Mapping[str, Any], ttl_seconds: float, now: float) -> bool:
+        return self.put(
+            oauth_ticket_sk(ticket),
+            {"kind": "oauth_ticket", "identity": dict(identity)},
+            ttl_seconds,
+            now,
+            only_new=True,
+        )
+
+    def redeem_identity(self, ticket: str, now: float) -> tuple[dict[str, Any] | None, bool]:
+        """The identity a ticket holds, once: one conditional write marks the ticket redeemed and
+        removes the identity from the table, answering with it. ``(None, used)`` when refused."""
+        written = self.table.update(
+            oauth_ticket_sk(ticket),
+            set_values={"redeemed_at": now},
+            remove=("identity",),
+            condition=Attr("kind").eq("oauth_ticket")
+            & Attr(TTL_ATTRIBUTE).gt(int(now))
+            & Attr("redeemed_at").not_exists(),
+            return_old=True,
+        )
+        if written.applied and written.item:
+            return dict(written.item.get("identity") or {}), False
+        old = written.item or {}
+        return None, old.get("kind") == "oauth_ticket" and "redeemed_at" in old
