@@ -6,8 +6,9 @@ a callback URL, sends fans' messages and events to the authorizers' message URL 
 encrypted replies), serves the platform APIs with WeChat's request and response shapes and error
 codes, plays simulated official accounts and mini programs (their owners approving or refusing
 an authorization, their users logging in, fans signing in to web pages through web OAuth),
-issues JS-SDK tickets and checks ``wx.config`` signatures, runs WeChat's full-network release
-test, counts every call, and can be told to fail
+issues JS-SDK tickets and checks ``wx.config`` signatures, manages Mini Program code (template
+library, commit, audits whose outcome it pushes as events, release), runs WeChat's full-network
+release test, counts every call, and can be told to fail
 (errcode, HTTP status, delay, a dropped answer, an answer lost after the work was done).
 """
 

@@ -16,12 +16,13 @@ Rules (shared/wechat-protocol.md §4):
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from typing import Any, TypeGuard
 
 from wechat_simulator import pusher
 from wechat_simulator.component import component_call_error
 from wechat_simulator.protocol import ApiRoute, SimError, error
-from wechat_simulator.records import GRACE_SECONDS, TOKEN_LIFETIME, Account, random_text
+from wechat_simulator.records import GRACE_SECONDS, TOKEN_LIFETIME, Account, Issued, random_text
 from wechat_simulator.state import SimState
 
 KINDS = ("official_account", "mini_program")
@@ -182,7 +183,13 @@ def authorizer_token_account(
     if not token:
         return None, error(41001)
     now = state.now()
-    for account in state.accounts.values():
+    owner = state.authorizer_tokens.get(token)
+    # O(1) through the index issue_access_token keeps; a token it does not know (never issued,
+    # or issued by other code) is looked for among all accounts.
+    candidates: Iterable[Account] = (
+        [state.accounts[owner]] if owner in state.accounts else state.accounts.values()
+    )
+    for account in candidates:
         issued = next((t for t in account.access_tokens if t.value == token), None)
         if issued is None:
             continue
@@ -192,6 +199,18 @@ def authorizer_token_account(
             return None, error(42001)
         return account, None
     return None, error(40001)
+
+
+def issue_access_token(state: SimState, account: Account, now: float) -> Issued:
+    """A new authorizer_access_token for ``account`` (the previous ones start their grace), kept
+    in the index ``authorizer_token_account`` reads. Call under the lock."""
+    before = {t.value for t in account.access_tokens}
+    issued = account.issue_access_token(now)
+    kept = {t.value for t in account.access_tokens}
+    for value in before - kept:  # dropped from the account's last 20
+        state.authorizer_tokens.pop(value, None)
+    state.authorizer_tokens[issued.value] = account.appid
+    return issued
 
 
 def _authorized_account(state: SimState, appid: Any) -> Account | None:
@@ -212,7 +231,7 @@ def api_authorizer_token(state: SimState, body: dict[str, Any], query: dict[str,
         # Unknown, superseded beyond its grace, another account's, or authorization revoked.
         if account is None or not account.accepts_refresh_token(refresh_token, now):
             return error(61023)
-        access = account.issue_access_token(now)
+        access = issue_access_token(state, account, now)
         if account.rotation:
             refresh_token = account.issue_refresh_token(now, account.rotation_grace).value
         return {
@@ -265,15 +284,16 @@ def authorizer_info(account: Account) -> dict[str, Any]:
         "signature": account.signature,
     }
     if account.is_mini_program:
+        domains = account.server_domains
         info["MiniProgramInfo"] = {
-            "network": {
-                "RequestDomain": [],
-                "WsRequestDomain": [],
-                "UploadDomain": [],
-                "DownloadDomain": [],
+            "network": {  # the server domains wxa/modify_domain set (code_management.py)
+                "RequestDomain": list(domains.get("requestdomain", [])),
+                "WsRequestDomain": list(domains.get("wsrequestdomain", [])),
+                "UploadDomain": list(domains.get("uploaddomain", [])),
+                "DownloadDomain": list(domains.get("downloaddomain", [])),
                 "BizDomain": [],
-                "UDPDomain": [],
-                "TCPDomain": [],
+                "UDPDomain": list(domains.get("udpdomain", [])),
+                "TCPDomain": list(domains.get("tcpdomain", [])),
             },
             "categories": account.categories,
             "visit_status": account.visit_status,

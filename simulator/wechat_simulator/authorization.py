@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from wechat_simulator import pusher
-from wechat_simulator.accounts import get_account
+from wechat_simulator.accounts import get_account, issue_access_token
 from wechat_simulator.component import component_call_error
 from wechat_simulator.protocol import ApiRoute, SimError, error
 from wechat_simulator.records import (
@@ -261,7 +261,7 @@ def api_query_auth(state: SimState, body: dict[str, Any], query: dict[str, str])
         code.used = True
         account = state.accounts[code.appid]
         refresh = account.refresh_token_for_exchange(now)
-        access = account.issue_access_token(now)
+        access = issue_access_token(state, account, now)
         code.access_token = access.value
         return {
             "authorization_info": {

@@ -20,15 +20,24 @@ def component_call_error(
     (newer docs). Missing 41001; never issued 40001; issued but expired, or superseded beyond
     its five-minute grace, 42001.
     """
+    refused = component_token_error(state, query)
+    if refused:
+        return refused
+    if component_appid is None or component_appid == "":
+        return error(41002)
+    if component_appid != state.platform.appid:
+        return error(61011)
+    return None
+
+
+def component_token_error(state: SimState, query: dict[str, str]) -> dict[str, Any] | None:
+    """The token part of ``component_call_error``, for the APIs that take no ``component_appid``
+    (the template library's): missing 41001, never issued 40001, expired or superseded 42001."""
     token = query.get("component_access_token") or query.get("access_token")
     if not token:
         return error(41001)
     if not state.component_token_valid(token):
         return error(42001 if state.component_token_expired(token) else 40001)
-    if component_appid is None or component_appid == "":
-        return error(41002)
-    if component_appid != state.platform.appid:
-        return error(61011)
     return None
 
 

@@ -14,6 +14,7 @@ from flask import Flask, Response, jsonify, request
 from wechat_simulator import (
     accounts,
     authorization,
+    code_management,
     component,
     full_network,
     harness,
@@ -57,6 +58,14 @@ def register(app: Flask, state: SimState) -> None:
     _register_miniprogram(app, state)
     _register_web(app, state)
     _register_messages(app, state)
+    _register_code_management(app, state)
+
+
+def _only(spec: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
+    unknown = set(spec) - allowed
+    if unknown:
+        raise SimError("unknown_field", f"unknown fields: {', '.join(sorted(unknown))}")
+    return spec
 
 
 def _register_harness(app: Flask, state: SimState) -> None:
@@ -275,3 +284,62 @@ def _register_messages(app: Flask, state: SimState) -> None:
         if unknown:
             raise SimError("unknown_field", f"unknown fields: {', '.join(sorted(unknown))}")
         return jsonify(full_network.run(state, spec.get("group"), spec.get("kinds")))
+
+
+DRAFT_FIELDS = {"user_version", "user_desc", "source_miniprogram_appid", "source_miniprogram", "developer"}
+
+
+def _register_code_management(app: Flask, state: SimState) -> None:
+    """Mini Program code management: drafts and templates, audit outcomes and their events, each
+    account's code, the submit quota."""
+
+    @app.post("/__sim/drafts")
+    def add_draft() -> Any:
+        return jsonify(code_management.add_draft(state, **_only(_json(), DRAFT_FIELDS))), 201
+
+    @app.post("/__sim/templates")
+    def add_template() -> Any:
+        spec = _only(_json(), DRAFT_FIELDS | {"template_type"})
+        return jsonify(code_management.add_template(state, **spec)), 201
+
+    @app.post("/__sim/accounts/<appid>/audit_outcome")
+    def audit_outcome(appid: str) -> Any:
+        spec = _only(_json(), {"outcome", "reason"})
+        return jsonify(
+            code_management.set_audit_outcome(state, appid, spec.get("outcome"), spec.get("reason"))
+        )
+
+    @app.post("/__sim/accounts/<appid>/code_permission")
+    def code_permission(appid: str) -> Any:
+        spec = _only(_json(), {"granted"})
+        return jsonify(code_management.set_code_permission(state, appid, spec.get("granted", True)))
+
+    @app.post("/__sim/audits/finish")
+    def finish_audits() -> Any:
+        spec = _only(_json(), {"appid", "workers"})
+        return jsonify(
+            code_management.finish_audits(state, spec.get("appid"), workers=spec.get("workers", 1))
+        )
+
+    @app.post("/__sim/accounts/<appid>/audit_event/resend")
+    def resend_audit_event(appid: str) -> Any:
+        return jsonify(code_management.resend_audit_event(state, appid))
+
+    @app.get("/__sim/accounts/<appid>/code")
+    def code_state(appid: str) -> Any:
+        return jsonify(code_management.code_state(state, appid))
+
+    @app.get("/__sim/accounts/<appid>/code_calls")
+    def code_calls(appid: str) -> Any:
+        return jsonify(code_management.code_calls(state, appid))
+
+    @app.get("/__sim/audit_quota")
+    def audit_quota() -> Any:
+        return jsonify(code_management.audit_quota(state))
+
+    @app.post("/__sim/audit_quota")
+    def set_audit_quota() -> Any:
+        spec = _only(_json(), {"limit"})
+        if "limit" not in spec:
+            raise SimError("missing_parameter", "limit is required (an integer, or null: unlimited)")
+        return jsonify(code_management.set_audit_quota(state, spec["limit"]))

@@ -1,6 +1,7 @@
 """Serving the WeChat APIs over HTTP: each call is counted and recorded, then meets the added
 latency, an injected fault (instead of, or after, its work) and its daily limit, and only then
-its handler (``protocol.ApiRoute``)."""
+its handler (``protocol.ApiRoute``; a request without any body meets the route's
+``empty_body`` handler when it has one)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def call_api(state: SimState, route: ApiRoute) -> Response:
             return failed
     if harness.over_quota(state, name):
         return jsonify(error(45009))
-    answer = route.handler(state, body, query)
+    handler = route.empty_body if not raw and route.empty_body is not None else route.handler
+    answer = handler(state, body, query)
     if fault is not None and fault.after_effect:
         # The work is done (a token rotated, a code used up); the caller never sees it.
         failed = failure(fault, default_status=502)

@@ -224,6 +224,20 @@ def send_message(
         if event is not None or fields is not None or user is not None:
             raise SimError("invalid_resend", "a re-sent message is sent as it was: no event, fields or user")
         return resend_message(state, resend_of, appid=appid, msg_type=msg_type)
+    return deliver(state, compose_message(state, appid, msg_type, event=event, fields=fields, user=user))
+
+
+def compose_message(
+    state: SimState,
+    appid: str | None,
+    msg_type: str | None,
+    *,
+    event: str | None = None,
+    fields: dict[str, Any] | None = None,
+    user: str | None = None,
+) -> SentMessage:
+    """The message ``send_message`` sends (checked, recorded for re-sends), not yet delivered:
+    ``deliver`` posts it."""
     if not isinstance(appid, str) or not appid:
         raise SimError("missing_parameter", "appid is required")
     if not isinstance(msg_type, str) or not msg_type:
@@ -263,7 +277,7 @@ def send_message(
         state.sent_messages[sent.id] = sent
         while len(state.sent_messages) > 1000:
             del state.sent_messages[next(iter(state.sent_messages))]
-    return _deliver(state, sent)
+    return sent
 
 
 def resend_message(
@@ -279,11 +293,18 @@ def resend_message(
             raise SimError("invalid_resend", f"message {message_id} went to {sent.appid}, not {appid}")
         if msg_type is not None and msg_type != sent.fields.get("MsgType"):
             raise SimError("invalid_resend", f"message {message_id} is not of type {msg_type}")
+    return redeliver(state, sent)
+
+
+def redeliver(state: SimState, sent: SentMessage) -> dict[str, Any]:
+    """Send ``sent`` again (WeChat's re-send: same plaintext, new timestamp and nonce), whether or
+    not it is still among the last 1000 kept by id."""
+    with state.lock:
         sent.attempts += 1
-    return _deliver(state, sent)
+    return deliver(state, sent)
 
 
-def _deliver(state: SimState, sent: SentMessage) -> dict[str, Any]:
+def deliver(state: SimState, sent: SentMessage) -> dict[str, Any]:
     """POST the message (WeChat's five-second wait) and read the answer; an unreachable or
     silent URL is reported (status None, error), never raised."""
     url = message_url(state, sent.appid)

@@ -2,7 +2,9 @@
 
 A module serving WeChat APIs lists them in ``APIS`` (``ApiRoute``s); ``server.py`` hands every
 list to ``dispatch.register``. A handler gets ``(state, body, query)`` and returns the JSON
-WeChat would answer. Errors are HTTP 200 with ``{"errcode": N, "errmsg": "... rid: ..."}``, as
+WeChat would answer; a request without any body gets ``{}``, unless the route has an
+``empty_body`` handler, which then answers it instead (``wxa/release`` needs exactly ``{}``: no
+body at all is 44002). Errors are HTTP 200 with ``{"errcode": N, "errmsg": "... rid: ..."}``, as
 WeChat answers them.
 """
 
@@ -21,6 +23,8 @@ class ApiRoute(NamedTuple):
     path: str
     method: str
     handler: ApiHandler
+    # Answers a request that has no body at all (None: ``handler`` gets ``{}``).
+    empty_body: ApiHandler | None = None
 
 
 def api_name(path: str) -> str:
@@ -59,10 +63,26 @@ ERRMSG = {
     61003: "component is not authorized by this account",
     61005: "component ticket is expired",
     61006: "component ticket is invalid",
+    61007: "api is unauthorized to component",
     61009: "code is invalid",
     61010: "code is expired",
     61011: "invalid component",
     61023: "refresh_token is invalid",
+    # Mini Program code management (errmsg as WeChat writes them where captures show one).
+    85009: "already submit a version under auditing",
+    85012: "invalid audit id",
+    85013: "invalid ext_json: extAppid is missing or not this mini program",
+    85014: "template not exist",
+    85019: "no audit version",
+    85020: "status not allowed",
+    85023: "audit item list is invalid: at most 5 items",
+    85048: "parse ext_json fail",
+    85052: "app is already released",
+    85058: "no valid audit_id exist",
+    85064: "not found",
+    85065: "template list is full",
+    85085: "submit audit reach limit, please try later",
+    85086: "must commit before submit audit",
 }
 
 

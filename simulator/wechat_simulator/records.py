@@ -1,7 +1,8 @@
 """What the simulator holds: the platform, the accounts, the credentials and codes it issued,
 injected faults, authorization links, WeChat users and Mini Program sessions, web OAuth codes and
 tokens, JS-SDK tickets, the messages sent to authorizers' message URLs and the customer-service
-messages received.
+messages received, and Mini Program code management (drafts, templates, commits, audits,
+releases).
 
 Plain records and the rules that belong to one record alone (a token's acceptance, an
 account's authorization). This module imports nothing of the package; ``SimState`` keeps every
@@ -38,6 +39,11 @@ DEFAULT_FUNC_INFO = {
     "official_account": [1, 2, 3, 4, 6, 7, 11, 15, 22, 23, 24, 26, 33, 35],
     "mini_program": [17, 18, 19, 25, 30, 31, 36, 37, 40, 41, 45, 48, 49, 51, 52, 57, 65, 67, 70, 71],
 }
+
+# Mini Program code management: the permission set (func_info id) its APIs need, the size of the
+# component's template library.
+CODE_MANAGEMENT_FUNC_INFO = 18
+TEMPLATE_LIBRARY_LIMIT = 200
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -160,6 +166,11 @@ class Account:
     # Mini Program login: calls of jscode2session in the last minute, and the limit (None: none).
     jscode_limit_per_minute: int | None = None
     jscode_calls: list[float] = field(default_factory=list)
+    # Permission sets the owner leaves unticked whenever authorizing (code_management.py's
+    # knob for set 18), and the Mini Program's server domains by modify_domain's names
+    # (requestdomain, wsrequestdomain, uploaddomain, downloaddomain, udpdomain, tcpdomain).
+    withheld_func_info: set[int] = field(default_factory=set)
+    server_domains: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def is_mini_program(self) -> bool:
@@ -201,7 +212,8 @@ class Account:
             token.revoke(now)
         self.authorized = True
         self.auth_time = int(now)
-        self.func_info = list(func_info) if func_info else list(DEFAULT_FUNC_INFO[self.kind])
+        granted = list(func_info) if func_info else list(DEFAULT_FUNC_INFO[self.kind])
+        self.func_info = [i for i in granted if i not in self.withheld_func_info]
         return was_authorized
 
     def revoke(self, now: float) -> None:
@@ -449,3 +461,171 @@ class CustomMessage:
             "access_token": self.access_token,
             "body": self.body,
         }
+
+
+# --- Mini Program code management -----------------------------------------------------------
+
+
+@dataclass
+class Draft:
+    """Code a developer uploaded from the developer tools to the component's draft box."""
+
+    draft_id: int
+    user_version: str
+    user_desc: str
+    create_time: int
+    source_miniprogram_appid: str
+    source_miniprogram: str
+    developer: str
+
+    def describe(self) -> dict[str, Any]:
+        """As ``gettemplatedraftlist`` lists it."""
+        return {
+            "create_time": self.create_time,
+            "user_version": self.user_version,
+            "user_desc": self.user_desc,
+            "draft_id": self.draft_id,
+            "source_miniprogram_appid": self.source_miniprogram_appid,
+            "source_miniprogram": self.source_miniprogram,
+            "developer": self.developer,
+        }
+
+
+@dataclass
+class Template:
+    """A draft added to the component's template library (``addtotemplate``)."""
+
+    template_id: int
+    draft_id: int
+    template_type: int  # 0 ordinary, 1 standard
+    user_version: str
+    user_desc: str
+    create_time: int
+    source_miniprogram_appid: str
+    source_miniprogram: str
+    developer: str
+
+    def describe(self) -> dict[str, Any]:
+        """As ``gettemplatelist`` lists it."""
+        return {
+            "create_time": self.create_time,
+            "user_version": self.user_version,
+            "user_desc": self.user_desc,
+            "template_id": self.template_id,
+            "draft_id": self.draft_id,
+            "template_type": self.template_type,
+            "source_miniprogram_appid": self.source_miniprogram_appid,
+            "source_miniprogram": self.source_miniprogram,
+            "developer": self.developer,
+        }
+
+
+@dataclass(frozen=True)
+class CodeCommit:
+    """One accepted ``wxa/commit``: the account's development (trial) version from then on."""
+
+    template_id: int
+    ext_json: dict[str, Any]  # parsed
+    user_version: str
+    user_desc: str
+    committed_at: float
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "template_id": self.template_id,
+            "ext_json": self.ext_json,
+            "user_version": self.user_version,
+            "user_desc": self.user_desc,
+            "committed_at": self.committed_at,
+        }
+
+
+# Audit status as WeChat numbers it: 0 approved, 1 rejected, 2 auditing, 3 withdrawn, 4 delayed.
+AUDIT_APPROVED, AUDIT_REJECTED, AUDIT_AUDITING, AUDIT_DELAYED = 0, 1, 2, 4
+
+
+@dataclass
+class Audit:
+    """One ``submit_audit``: the version it froze, and how WeChat's review went."""
+
+    auditid: int
+    appid: str
+    version: CodeCommit
+    submitted_at: float
+    request: dict[str, Any]  # the submit_audit body
+    status: int = AUDIT_AUDITING
+    reason: str = ""
+    screenshot: str = ""  # media ids joined by |
+    decided_at: float | None = None
+    released: bool = False
+    # Each outcome applied: {"outcome", "status", "event" (None: not pushed), "message_id",
+    # "http_status", "at"}.
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        """Still waiting for an outcome: auditing, or delayed."""
+        return self.status in (AUDIT_AUDITING, AUDIT_DELAYED)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "auditid": self.auditid,
+            "status": self.status,
+            "reason": self.reason,
+            "screenshot": self.screenshot,
+            "user_version": self.version.user_version,
+            "user_desc": self.version.user_desc,
+            "template_id": self.version.template_id,
+            "submitted_at": self.submitted_at,
+            "decided_at": self.decided_at,
+            "released": self.released,
+            "request": self.request,
+            "outcomes": [dict(o) for o in self.outcomes],
+        }
+
+
+@dataclass(frozen=True)
+class CodeRelease:
+    """A ``wxa/release``: the approved version now online."""
+
+    auditid: int
+    template_id: int
+    user_version: str
+    user_desc: str
+    released_at: float
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "auditid": self.auditid,
+            "template_id": self.template_id,
+            "user_version": self.user_version,
+            "user_desc": self.user_desc,
+            "released_at": self.released_at,
+        }
+
+
+@dataclass
+class MiniProgramCode:
+    """One Mini Program's code as WeChat keeps it, and the simulator's knobs for its audits."""
+
+    appid: str
+    # What the next finish_audits does: success, fail, delay or lost (and the reason it gives).
+    audit_outcome: str = "success"
+    audit_reason: str | None = None
+    dev: CodeCommit | None = None  # the development (trial) version: the last commit
+    commits: list[CodeCommit] = field(default_factory=list)
+    audits: list[Audit] = field(default_factory=list)
+    releases: list[CodeRelease] = field(default_factory=list)
+    privacy_settings: list[dict[str, Any]] = field(default_factory=list)
+    # Calls of the code-management APIs whose authorizer token named this account.
+    calls: dict[str, int] = field(default_factory=dict)
+    # The last audit event pushed (resend_audit_event sends it again), a SentMessage.
+    last_audit_event: SentMessage | None = None
+
+    @property
+    def latest_audit(self) -> Audit | None:
+        return self.audits[-1] if self.audits else None
+
+    @property
+    def release(self) -> CodeRelease | None:
+        return self.releases[-1] if self.releases else None

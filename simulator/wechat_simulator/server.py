@@ -20,6 +20,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from wechat_simulator import (
     accounts,
     authorization,
+    code_management,
     component,
     control,
     dispatch,
@@ -50,6 +51,7 @@ APIS = (
     *oauth.APIS,
     *jssdk.APIS,
     *messages.APIS,
+    *code_management.APIS,
 )
 
 
@@ -386,3 +388,62 @@ class Simulator:
         """WeChat's full-network release test against the callback and message URLs;
         ``{"passed", "group", "kinds", "accounts", "steps": [{"name", "passed", "detail", "seconds"}]}``."""
         return full_network.run(self.state, group, list(kinds) if kinds is not None else None)
+
+    # --- Mini Program code management ------------------------------------------------------
+
+    def add_draft(
+        self, user_version: str = "1.0.0", user_desc: str = "simulated draft", **source: Any
+    ) -> dict[str, Any]:
+        """A draft in the component's draft box (a developer uploaded code), as
+        ``gettemplatedraftlist`` lists it; ``source``: source_miniprogram_appid,
+        source_miniprogram, developer."""
+        return code_management.add_draft(self.state, user_version=user_version, user_desc=user_desc, **source)
+
+    def add_template(
+        self,
+        user_version: str = "1.0.0",
+        user_desc: str = "simulated draft",
+        template_type: int = 0,
+        **source: Any,
+    ) -> dict[str, Any]:
+        """A draft added to the template library at once: the template, as ``gettemplatelist``
+        lists it (``template_id``)."""
+        return code_management.add_template(
+            self.state, template_type, user_version=user_version, user_desc=user_desc, **source
+        )
+
+    def set_audit_outcome(self, appid: str, outcome: str, reason: str | None = None) -> dict[str, Any]:
+        """What WeChat's review decides for this Mini Program's audits from now on: ``success``
+        (the default), ``fail``, ``delay`` or ``lost`` (approved, but the event never pushed)."""
+        return code_management.set_audit_outcome(self.state, appid, outcome, reason)
+
+    def finish_audits(self, appid: str | None = None, *, workers: int = 1) -> list[dict[str, Any]]:
+        """Finish the pending audits (all, or ``appid``'s) with each account's outcome, pushing
+        the events to the message URL; what was pushed and how the service answered."""
+        return code_management.finish_audits(self.state, appid, workers=workers)
+
+    def resend_audit_event(self, appid: str) -> dict[str, Any]:
+        """Push the account's last audit event again (WeChat's re-send: the same plaintext)."""
+        return code_management.resend_audit_event(self.state, appid)
+
+    def code_state(self, appid: str) -> dict[str, Any]:
+        """The Mini Program's development version, commits, audits, releases, domains, privacy
+        settings, audit knobs and per-account call counts."""
+        return code_management.code_state(self.state, appid)
+
+    def code_calls(self, appid: str) -> dict[str, int]:
+        """Calls of the code-management APIs made with this account's token, by API name."""
+        return code_management.code_calls(self.state, appid)
+
+    def set_code_permission(self, appid: str, granted: bool = True) -> dict[str, Any]:
+        """Whether the Mini Program grants permission set 18 (withheld: the APIs answer 61007)."""
+        return code_management.set_code_permission(self.state, appid, granted)
+
+    def set_audit_quota(self, limit: int | None) -> dict[str, Any]:
+        """The component's monthly submit_audit quota (None: unlimited; 85085 once spent); the
+        count starts again from 0."""
+        return code_management.set_audit_quota(self.state, limit)
+
+    def audit_quota(self) -> dict[str, Any]:
+        """``{"limit", "used"}`` of the monthly submit_audit quota."""
+        return code_management.audit_quota(self.state)

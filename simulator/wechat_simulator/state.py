@@ -17,12 +17,15 @@ from wechat_simulator.records import (
     TICKET_LIFETIME,
     TOKEN_LIFETIME,
     Account,
+    Audit,
     AuthorizationCode,
     CustomMessage,
+    Draft,
     Fault,
     Issued,
     JsapiTicket,
     JsCode,
+    MiniProgramCode,
     OAuthCode,
     OAuthGrant,
     Platform,
@@ -30,6 +33,7 @@ from wechat_simulator.records import (
     SentMessage,
     Session,
     SimUser,
+    Template,
     random_text,
 )
 
@@ -77,6 +81,21 @@ class SimState:
     # Customer-service messages accepted (the last 1000), and how many in all.
     custom_messages: list[CustomMessage] = field(default_factory=list)
     custom_messages_received: int = 0
+    # Every authorizer_access_token issued -> its account's appid (accounts.py), so that a
+    # token is checked in O(1) whatever the number of accounts.
+    authorizer_tokens: dict[str, str] = field(default_factory=dict)
+    # Mini Program code management (code_management.py): the component's draft box and template
+    # library by id, each Mini Program's code by appid, audits by auditid and, by appid, the one
+    # audit of each account still waiting for an outcome (auditing or delayed); the monthly
+    # submit_audit quota (None: unlimited) and the submissions counted against it.
+    drafts: dict[int, Draft] = field(default_factory=dict)
+    templates: dict[int, Template] = field(default_factory=dict)
+    code: dict[str, MiniProgramCode] = field(default_factory=dict)
+    audits: dict[int, Audit] = field(default_factory=dict)
+    pending_audits: dict[str, Audit] = field(default_factory=dict)
+    audit_quota: int | None = None
+    audits_submitted: int = 0
+    code_ids_issued: int = 0  # draft, template and audit ids come from one counter
 
     def __post_init__(self) -> None:
         # Notified after every push: tests wait on it for pushes made in the background.
@@ -87,6 +106,11 @@ class SimState:
 
     def now(self) -> float:
         return time.time() + self.clock_offset
+
+    def next_code_id(self) -> int:
+        """A fresh draft, template or audit id (call under the lock)."""
+        self.code_ids_issued += 1
+        return self.code_ids_issued
 
     def note_push(self, outcome: dict[str, Any]) -> None:
         with self.pushed:
