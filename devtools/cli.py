@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 from typing import IO
 
@@ -23,6 +25,13 @@ from devtools.local_stack import LocalStack
 from devtools.project import ROOT, say
 from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
 from devtools.template import api_routes, has_route, scheduled_functions
+
+
+def _h5_allow_list(info: StackInfo) -> str:
+    """The functions' H5_ALLOW_LIST in this stack (local/env.json's, through its sam-env.json)."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return str(json.loads(Path(info.env_file).read_text("utf-8"))["Parameters"].get("H5_ALLOW_LIST", ""))
+    return ""
 
 
 def banner(info: StackInfo, seconds: float) -> str:
@@ -45,6 +54,8 @@ def banner(info: StackInfo, seconds: float) -> str:
  Message URL ($APPID$ = the account): {route("POST", MESSAGES_ROUTE, info.message_url)}
  Authorization link:                  {route("GET", "/wechat/component/authorize")}
  Mini Program login:                  {route("POST", "/wechat/miniprogram/{appid}/login")}
+ H5 web OAuth (an Official Account):  {route("GET", "/wechat/oauth/{appid}/authorize")}
+    for the pages of H5_ALLOW_LIST:   {_h5_allow_list(info) or "none (local/env.json)"}
  Every route in template.yaml:
 {routes}
  Scheduled functions (invoke with sam local invoke): {schedules}

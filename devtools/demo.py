@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 
+from devtools.demo_h5 import h5_jssdk, h5_web_oauth
 from devtools.errors import StackError
 from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
 from devtools.template import has_route, scheduled_functions
@@ -52,7 +53,13 @@ def item_kind(item: dict[str, Any]) -> str:
     if sk in named:
         return named[sk]
     prefix = sk.split("#", 1)[0]
-    return {"authorizer": "authorization", "event": "authorization event"}.get(prefix, prefix or "other")
+    named = {
+        "authorizer": "authorization",
+        "event": "authorization event",
+        "oauthstate": "web OAuth state",
+        "oauthticket": "web OAuth ticket",
+    }
+    return named.get(prefix, prefix or "other")
 
 
 @dataclass
@@ -85,6 +92,8 @@ class Demo:
     def say(text: str = "", indent: int = 4) -> None:
         print(textwrap.indent(text, " " * indent) if text else "", flush=True)
 
+    mask = staticmethod(mask)
+
     # --- the simulator and the API ---------------------------------------------------------------------
 
     def sim(self, method: str, path: str, **body: Any) -> Any:
@@ -99,6 +108,10 @@ class Demo:
         self, method: str, path: str, *, params: dict[str, str] | None = None, **kw: Any
     ) -> requests.Response:
         return self.http.request(method, self.info.api_url + path, params=params, timeout=TIMEOUT, **kw)
+
+    def hop(self, url: str) -> requests.Response:
+        """One step of a browser: GET ``url``, redirects not followed."""
+        return self.http.get(url, allow_redirects=False, timeout=TIMEOUT)
 
     def authorize(self, kind: str, auth_type: str, nick_name: str) -> str:
         """An account owner opens the platform's authorization link and approves it; returns the appid."""
@@ -213,7 +226,10 @@ def token_service(demo: Demo) -> None:
 
 
 def refresher_runs(demo: Demo) -> None:
-    function = scheduled_functions()[0]
+    # The refresher by name: template.yaml may schedule other functions too.
+    function = "RefresherFunction"
+    if function not in scheduled_functions():
+        raise Skip(f"template.yaml schedules no {function}")
     demo.say(f"the schedule fires: sam local invoke {function} (a fresh container, ~15 s)")
     report = demo.info.invoke(function, {"source": "aws.scheduler", "detail-type": "Scheduled Event"})
     demo.say(f"report: {json.dumps(report, ensure_ascii=False)[:400]}")
@@ -322,7 +338,26 @@ STEPS = [
         [("POST", "/wechat/component/events"), ("POST", "/wechat/authorizers/{appid}/messages")],
         run=full_network_test,
     ),
-    Step("H5: web OAuth on behalf of an Official Account", [("GET", "/wechat/oauth/{appid}/authorize")]),
+    Step(
+        "H5: web OAuth on behalf of the Official Account, the identity redeemed once",
+        [
+            ("GET", "/wechat/component/authorize"),
+            ("GET", "/wechat/component/authorized"),
+            ("GET", "/wechat/oauth/{appid}/authorize"),
+            ("GET", "/wechat/oauth/{appid}/callback"),
+            ("POST", "/wechat/oauth/redeem"),
+        ],
+        run=h5_web_oauth,
+    ),
+    Step(
+        "H5: a JS-SDK configuration for the page, accepted by WeChat's client",
+        [
+            ("GET", "/wechat/component/authorize"),
+            ("GET", "/wechat/component/authorized"),
+            ("GET", "/wechat/jssdk/{appid}/config"),
+        ],
+        run=h5_jssdk,
+    ),
 ]
 
 

@@ -19,6 +19,8 @@ MESSAGES_ROUTE = "/wechat/authorizers/{appid}/messages"
 
 # The domain API Gateway puts in every event's request context (its own, not the Host header).
 API_DOMAIN = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
+# The headers of the sample events' requests: to `make local`'s start-api (never used for links).
+LOCAL_API_HEADERS = {"Host": "127.0.0.1:3000", "X-Forwarded-Proto": "http"}
 
 
 def rest_event(
@@ -76,6 +78,12 @@ def rest_event(
         "body": event_body,
         "isBase64Encoded": encoded,
     }
+
+
+def error_expectation(status: int, reason: str) -> dict[str, Any]:
+    """What events/expected.json expects of an error answer: ``status`` and ``{"error": reason}``
+    (see ``check_answer`` in tests/support/event_setups.py)."""
+    return {"expect": {"statusCode": status}, "body_keys": ["error"], "body": {"error": reason}}
 
 
 def push_event(

@@ -17,7 +17,11 @@ message URL. Nothing talks to anything but this machine.
    from local/sample-platform.json under the name local/env.json gives, and the event bus with a
    queue a rule sends everything published on it to (devtools.resources);
 6. the simulator (``python -m wechat_simulator``), wired to the local authorization-event URL and
-   the local message URL (``/wechat/authorizers/$APPID$/messages``).
+   the local message URL (``/wechat/authorizers/$APPID$/messages``), with start-api's host as its
+   only web-authorization domain (web OAuth's callback, ``PUBLIC_BASE_URL``, is the local API).
+
+The H5 routes serve the pages local/env.json's ``H5_ALLOW_LIST`` names (devtools.samples'
+sample page), as the ``H5AllowList`` parameter does when deployed.
 
 The Lambda containers reach moto and the simulator through ``host.docker.internal``, mapped with
 ``--add-host`` to the container network's gateway on this machine (podman: its bridge, e.g.
@@ -48,7 +52,7 @@ from devtools import samcli
 from devtools.children import Child, text_tail
 from devtools.engine import Engine, ensure_engine, remove_containers_with_env
 from devtools.errors import StackError
-from devtools.ports import can_bind, pick_port, port_open, wait
+from devtools.ports import can_bind, host_port, pick_port, port_open, wait
 from devtools.project import REGION, ROOT, Log, child_environment, local_parameters, sample_platform, say
 from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
 
@@ -219,6 +223,9 @@ class LocalStack:
         argv += ["--platform-json", str(ROOT / "local/sample-platform.json")]
         argv += ["--callback-url", info.callback_url, "--push-interval", str(self.push_interval)]
         argv += ["--message-url", info.message_url]
+        # Its web-authorization domain (网页授权域名) is start-api's host, as the console's must be
+        # the API's: web OAuth's redirect_uri (PUBLIC_BASE_URL) must point at the local API.
+        argv += ["--oauth-domain", host_port(info.api_url)[0]]
         sim = self._spawn("WeChat simulator", "simulator", argv, child_environment())
         wait("WeChat simulator", lambda: self._answers(info.simulator_url + "/__sim/platform"), 60, sim)
 

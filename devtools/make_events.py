@@ -19,7 +19,8 @@ from typing import Any
 
 from wechat_core.protocol.messages import build_xml
 
-from devtools.events import push_event, rest_event
+from devtools.events import LOCAL_API_HEADERS, error_expectation, push_event, rest_event
+from devtools.h5_events import H5_EVENTS
 from devtools.message_events import MESSAGE_EVENTS, sign_sample
 from devtools.project import ROOT, sample_platform
 from devtools.samples import (
@@ -28,6 +29,8 @@ from devtools.samples import (
     SAMPLE_AUTHORIZATION_CODE,
     SAMPLE_JS_CODE,
     SAMPLE_MINI_PROGRAM,
+    SAMPLE_OFFICIAL_ACCOUNT,
+    SAMPLE_OFFICIAL_ACCOUNT_CODE,
     SAMPLE_SESSION_KEY,
     SAMPLE_SESSION_TOKEN,
     SAMPLE_STATE,
@@ -54,14 +57,14 @@ def _ticket_xml() -> str:
     )
 
 
-def _authorized_xml() -> str:
+def _authorized_xml(appid: str = SAMPLE_MINI_PROGRAM, code: str = SAMPLE_AUTHORIZATION_CODE) -> str:
     return build_xml(
         {
             "AppId": sample_platform()["appid"],
             "CreateTime": SIGNED_AT,
             "InfoType": "authorized",
-            "AuthorizerAppid": SAMPLE_MINI_PROGRAM,
-            "AuthorizationCode": SAMPLE_AUTHORIZATION_CODE,
+            "AuthorizerAppid": appid,
+            "AuthorizationCode": code,
             "AuthorizationCodeExpiredTime": SIGNED_AT + 3600,
             "PreAuthCode": "preauthcode@@@sample",
         }
@@ -93,7 +96,7 @@ def _user_data(session_key: str, iv: bytes, watermark_timestamp: int) -> str:
     return base64.b64encode(cipher.encrypt(plain + bytes([pad]) * pad)).decode()
 
 
-HOST = {"Host": "127.0.0.1:3000", "X-Forwarded-Proto": "http"}
+HOST = LOCAL_API_HEADERS
 JSON = {**HOST, "Content-Type": "application/json"}
 USER_DATA_IV = b"sample-iv-16byte"
 
@@ -164,14 +167,10 @@ REPORT = {  # the refresher's report, every field
 }
 
 
-def _error(status: int, reason: str) -> dict[str, Any]:
-    return {"expect": {"statusCode": status}, "body_keys": ["error"], "body": {"error": reason}}
-
-
 # No input makes these routes fail, only a missing ticket: they answer 503 and ask WeChat to push one.
 NO_TICKET = (
     {"setup": ["no_ticket"]}
-    | _error(503, "no component_verify_ticket received yet")
+    | error_expectation(503, "no component_verify_ticket received yet")
     | {"then": ["ticket_push_requested"]}
 )
 
@@ -192,6 +191,15 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             "setup": ["ticket", "authorization_code"],
             "expect": {"statusCode": 200, "body": "success"},
             "then": ["authorization_stored"],
+        },
+    ),
+    "callback-authorized-push-official-account.json": (
+        "CallbackFunction",
+        _push(_authorized_xml(SAMPLE_OFFICIAL_ACCOUNT, SAMPLE_OFFICIAL_ACCOUNT_CODE), nonce="1590219415"),
+        {
+            "setup": ["ticket", "official_account_code"],
+            "expect": {"statusCode": 200, "body": "success"},
+            "then": ["official_account_stored"],
         },
     ),
     "callback-unknown-info-type.json": (
@@ -235,7 +243,7 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "preauth-authorize-bad-auth-type.json": (
         "PreAuthFunction",
         _get(AUTHORIZE, AUTHORIZE, {"auth_type": "9"}),
-        _error(400, "auth_type must be 1 (official accounts), 2 (mini programs) or 3 (both)"),
+        error_expectation(400, "auth_type must be 1 (official accounts), 2 (mini programs) or 3 (both)"),
     ),
     "preauth-authorized.json": (
         "PreAuthFunction",
@@ -259,7 +267,7 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             AUTHORIZED,
             {"state": "not-a-state-we-issued", "auth_code": SAMPLE_AUTHORIZATION_CODE, "expires_in": "3600"},
         ),
-        _error(400, "unknown or expired state") | {"then": ["table_empty"]},
+        error_expectation(400, "unknown or expired state") | {"then": ["table_empty"]},
     ),
     # --- JsCode2SessionFunction: POST /wechat/miniprogram/{appid}/login and /decrypt -----------------
     "login.json": (
@@ -282,12 +290,12 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             {**HOST, "Content-Type": "application/x-www-form-urlencoded"},
             appid=SAMPLE_MINI_PROGRAM,
         ),
-        _error(415, "Content-Type must be application/json"),
+        error_expectation(415, "Content-Type must be application/json"),
     ),
     "login-bad-json.json": (
         "JsCode2SessionFunction",
         _post(MP_LOGIN, LOGIN, '{"code": ', JSON, appid=SAMPLE_MINI_PROGRAM),
-        _error(400, "body is not valid JSON"),
+        error_expectation(400, "body is not valid JSON"),
     ),
     "login-not-authorized.json": (
         "JsCode2SessionFunction",
@@ -298,7 +306,7 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             JSON,
             appid=NEVER_AUTHORIZED,
         ),
-        _error(404, "this Mini Program has not authorized the platform"),
+        error_expectation(404, "this Mini Program has not authorized the platform"),
     ),
     "decrypt-stale-watermark.json": (
         "JsCode2SessionFunction",
@@ -317,7 +325,8 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         # The session of an authorized Mini Program, decrypted with its key and the watermark's
         # appid checked; a static file cannot carry a watermark younger than an hour, so its age
         # is what is refused.
-        {"setup": ["ticket", "authorization", "session"]} | _error(400, "watermark timestamp is too old"),
+        {"setup": ["ticket", "authorization", "session"]}
+        | error_expectation(400, "watermark timestamp is too old"),
     ),
     "decrypt-unknown-session.json": (
         "JsCode2SessionFunction",
@@ -328,7 +337,7 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             {**JSON, "Authorization": "Bearer " + "x" * 43},
             appid=SAMPLE_MINI_PROGRAM,
         ),
-        _error(401, "unknown or expired session"),
+        error_expectation(401, "unknown or expired session"),
     ),
     # --- RefresherFunction: the EventBridge schedule -------------------------------------------------
     "refresher-scheduled.json": (
@@ -367,12 +376,12 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "admin-token-bad-appid.json": (
         "AdminFunction",
         _get("/wechat/authorizers/not-an-appid/token", TOKEN, appid="not-an-appid"),
-        _error(400, "appid must be wx + 16 characters"),
+        error_expectation(400, "appid must be wx + 16 characters"),
     ),
     "admin-token-unknown.json": (
         "AdminFunction",
         _get(f"/wechat/authorizers/{NEVER_AUTHORIZED}/token", TOKEN, appid=NEVER_AUTHORIZED),
-        _error(404, "authorizer not found"),
+        error_expectation(404, "authorizer not found"),
     ),
     "admin-list.json": (
         "AdminFunction",
@@ -396,7 +405,7 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "admin-list-bad-limit.json": (
         "AdminFunction",
         _get("/wechat/authorizers", "/wechat/authorizers", {"limit": "1000"}),
-        _error(400, "limit must be between 1 and 500"),
+        error_expectation(400, "limit must be between 1 and 500"),
     ),
     "admin-recover.json": (
         "AdminFunction",
@@ -438,6 +447,8 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         _get(COMPONENT_TOKEN, COMPONENT_TOKEN),
         NO_TICKET,
     ),
+    # --- H5Function and AdminFunction's H5 routes (devtools/h5_events.py) ----------------------------
+    **H5_EVENTS,
 }
 
 

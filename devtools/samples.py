@@ -30,3 +30,19 @@ SAMPLE_MSG_ID = 24300000000000001
 RELEASE_TEST_ACCOUNT = "wx570bc396a51b8ff8"
 RELEASE_TEST_USER_NAME = "gh_3c884a361561"
 RELEASE_TEST_FAN = "ozy4qt5QUADNXORxCVipKMV9dss0"
+
+# H5 pages of an authorized Official Account (web OAuth, JS-SDK): the sample Official Account, its
+# gh_ id and the authorization code its sample `authorized` push carries.
+SAMPLE_OFFICIAL_ACCOUNT = "wx3c7e9a1b5d2f8e04"
+SAMPLE_OFFICIAL_ACCOUNT_USER_NAME = "gh_3c7e9a1b5d2f"
+SAMPLE_OFFICIAL_ACCOUNT_CODE = "queryauthcode@@@sample-official-account-authorization-for-local-runs"
+# The H5 allow-list of local runs (H5_ALLOW_LIST in local/env.json) and a page on it; the look-alike
+# host is refused.
+SAMPLE_H5_ALLOW_LIST = "https://h5.example.com"
+SAMPLE_H5_PAGE = "https://h5.example.com/demo/index.html"
+SAMPLE_H5_LOOK_ALIKE = "https://h5.example.com.evil.com/"
+SAMPLE_PAGE_STATE = "sample-page-state"  # the page's own state, given back to it
+SAMPLE_UNKNOWN_OAUTH_STATE = "0123456789abcdef0123456789abcdef"  # well formed, never issued
+SAMPLE_OAUTH_TICKET = "sample-oauth-ticket-for-local-runs-00000001"  # what a callback would have given
+SAMPLE_FAN_NICKNAME = "Sample Fan"  # the identity behind it (the openid is SAMPLE_OPENID)
+SAMPLE_UNIONID = "oSampleUnionidForLocalRuns01"

@@ -1,20 +1,25 @@
 """The real handlers in Lambda containers: WeChat's pushes and fans' messages through ``sam local
 start-api`` into the table and onto the event bus on moto, WeChat's full-network release test
-through it, and ``sam local invoke`` with every file in events/."""
+through it, an H5 page's web OAuth and JS-SDK configuration through it, and ``sam local invoke``
+with every file in events/."""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from wechat_simulator import Platform, SimState
+from wechat_simulator.oauth import follow_authorize_url
 from wechat_simulator.pusher import envelope, signed_query, ticket_xml
 
 from devtools.project import ROOT, sample_platform
+from devtools.samples import SAMPLE_H5_ALLOW_LIST, SAMPLE_H5_PAGE
 from devtools.stack_info import StackInfo
 from tests.support.event_setups import (
     check_answer,
@@ -99,7 +104,8 @@ def _authorized_at_wechat(stack: StackInfo) -> set[str]:
 def wechat_authorizations_undone(local_stack: StackInfo) -> Iterator[None]:
     """The simulator is the session's WeChat: authorizations a test makes there are revoked after it
     (without a push), so that WeChat's list of authorizers is the event files' own again
-    (admin-recover.json expects exactly the sample authorization)."""
+    (admin-recover.json expects exactly the sample authorization; the H5 files authorize the sample
+    Official Account, each file's setup authorizes what it needs again)."""
     before = _authorized_at_wechat(local_stack)
     yield
     for appid in sorted(_authorized_at_wechat(local_stack) - before):
@@ -154,11 +160,92 @@ def test_full_network_release_test_through_start_api_passes(local_stack: StackIn
     assert local_stack.published() == []
 
 
+def _query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+
+
+@pytest.mark.usefixtures("wechat_authorizations_undone")
+def test_web_oauth_and_jssdk_through_start_api(local_stack: StackInfo) -> None:
+    """A page of an authorized Official Account signs a fan in (snsapi_userinfo) through start-api:
+    authorize -> WeChat's consent page (the simulator, whose only web-authorization domain is
+    start-api's host) -> our callback -> the page with a ticket, which its backend redeems once;
+    then the page's wx.config, accepted by WeChat's client, twice from one getticket. No OAuth token
+    WeChat issued is in any answer or in the table."""
+    _sim(local_stack, "/__sim/push/ticket")  # the code exchanges need the component token
+    appid = _sim(local_stack, "/__sim/accounts", kind="official_account", unionid_bound=True)["appid"]
+    pushed = _sim(local_stack, "/__sim/query_auth_code", appid=appid, push=True)["push"]
+    assert (pushed["status"], pushed["body"]) == (200, "success"), pushed
+
+    query = {"scope": "snsapi_userinfo", "redirect_uri": SAMPLE_H5_PAGE, "state": "e2e-page-state"}
+    authorize_url = local_stack.url("/wechat/oauth/{appid}/authorize", appid=appid)
+    started = requests.get(authorize_url, params=query, allow_redirects=False, timeout=60)
+    assert started.status_code == 302, started.text
+    consent = started.headers["Location"]
+    callback_url = local_stack.url("/wechat/oauth/{appid}/callback", appid=appid)
+    assert consent.startswith(f"{local_stack.simulator_url}/connect/oauth2/authorize?"), consent
+    assert _query(consent)["redirect_uri"] == callback_url
+    back_to_us = follow_authorize_url(local_stack.simulator_url, consent, "e2e-fan", "approve")
+    assert back_to_us.startswith(callback_url + "?")
+    callback = requests.get(back_to_us, allow_redirects=False, timeout=60)
+    assert callback.status_code == 302, callback.text
+    to_page = callback.headers["Location"]
+    assert to_page.startswith(SAMPLE_H5_PAGE + "?")
+    back = _query(to_page)
+    assert sorted(back) == ["state", "ticket"]
+    assert back["state"] == "e2e-page-state"
+
+    redeem_url = local_stack.url("/wechat/oauth/redeem")
+    first = requests.post(redeem_url, json={"ticket": back["ticket"]}, timeout=60)
+    assert first.status_code == 200, first.text
+    identity = first.json()
+    assert (identity["appid"], identity["scope"]) == (appid, "snsapi_userinfo")
+    assert re.fullmatch(r"o[A-Za-z0-9_-]{27}", identity["openid"]), identity["openid"]
+    assert identity["unionid"]
+    assert identity["user"]["nickname"]
+    again = requests.post(redeem_url, json={"ticket": back["ticket"]}, timeout=60)
+    assert again.status_code == 409
+    assert again.json() == {"error": "ticket already redeemed"}
+
+    config_url = local_stack.url("/wechat/jssdk/{appid}/config", appid=appid)
+    configs = []
+    for _ in range(2):
+        answer = requests.get(
+            config_url, params={"url": SAMPLE_H5_PAGE}, headers={"Origin": SAMPLE_H5_ALLOW_LIST}, timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["Access-Control-Allow-Origin"] == SAMPLE_H5_ALLOW_LIST
+        configs.append(answer)
+        config = answer.json()
+        verdict = _sim(
+            local_stack,
+            "/__sim/verify_jssdk",
+            appid=appid,
+            url=SAMPLE_H5_PAGE,
+            timestamp=config["timestamp"],
+            nonce_str=config["nonceStr"],
+            signature=config["signature"],
+        )
+        assert verdict == {"accepted": True, "reason": None}, verdict
+    tickets = requests.get(f"{local_stack.simulator_url}/__sim/accounts/{appid}/jsapi_tickets", timeout=30)
+    assert [t["type"] for t in tickets.json()] == ["jsapi"]  # one getticket for both pages
+
+    issued = requests.get(f"{local_stack.simulator_url}/__sim/oauth_tokens", timeout=30).json()
+    assert issued
+    seen = json.dumps(
+        [started.text, consent, back_to_us, callback.text, to_page, first.text, again.text]
+        + [c.text for c in configs]
+        + [local_stack.items()],
+        default=str,
+    )
+    assert not [t for t in issued if t in seen], "an OAuth token WeChat issued left the callback"
+
+
 def test_every_event_file_has_an_expectation() -> None:
     files = sorted(p.name for p in (ROOT / "events").glob("*.json") if p.name != "expected.json")
     assert files == sorted(EXPECTED)
 
 
+@pytest.mark.usefixtures("wechat_authorizations_undone")
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_event_file_through_sam_local_invoke(local_stack: StackInfo, name: str) -> None:
     """Each file gets its expected answer from the function in its Lambda container, on a fresh

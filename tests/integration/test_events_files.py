@@ -80,6 +80,7 @@ def sample_service(moto_server: object, sample_simulator: Simulator) -> Iterator
             "WECHAT_OPEN_BASE": sample_simulator.url,
             "WECHAT_API_FALLBACK_BASE": "",
             "TIMESTAMP_TOLERANCE_SECONDS": local_env["TIMESTAMP_TOLERANCE_SECONDS"],
+            "H5_ALLOW_LIST": local_env["H5_ALLOW_LIST"],
             "PUBLIC_BASE_URL": "http://127.0.0.1:3000",  # as devtools/local_stack.py sets it
         }
     )

@@ -5,9 +5,9 @@ Events are static files, so the values they carry are fixed (devtools.samples), 
 (which accepts chosen values for tickets and codes) before the event is invoked. Each step runs
 the real functions where it can: the ticket and the authorization are stored by invoking the
 sample pushes, not by writing the table. What no function can make with a chosen value (the
-``state`` of an authorization link, a login session) is written to the table the way the service
-writes it, through ``wechat_core``: the caller points the service's environment at the table
-(``service_environment``).
+``state`` of an authorization link, a login session, a web OAuth identity) is written to the table
+the way the service writes it, through ``wechat_core``: the caller points the service's environment
+at the table (``service_environment``).
 
 Used by the in-process check (tests/integration/test_events_files.py), the ``sam local`` tests
 (tests/e2e) and ``scripts/seed_events.py`` (against ``make local``).
@@ -25,17 +25,25 @@ import requests
 
 from devtools.samples import (
     SAMPLE_AUTHORIZATION_CODE,
+    SAMPLE_FAN_NICKNAME,
     SAMPLE_FAN_OPENID,
+    SAMPLE_H5_PAGE,
     SAMPLE_JS_CODE,
     SAMPLE_MESSAGE_CONTENT,
     SAMPLE_MINI_PROGRAM,
     SAMPLE_MINI_PROGRAM_USER_NAME,
     SAMPLE_MSG_ID,
+    SAMPLE_OAUTH_TICKET,
+    SAMPLE_OFFICIAL_ACCOUNT,
+    SAMPLE_OFFICIAL_ACCOUNT_CODE,
+    SAMPLE_OFFICIAL_ACCOUNT_USER_NAME,
     SAMPLE_OPENID,
+    SAMPLE_PAGE_STATE,
     SAMPLE_SESSION_KEY,
     SAMPLE_SESSION_TOKEN,
     SAMPLE_STATE,
     SAMPLE_TICKET,
+    SAMPLE_UNIONID,
 )
 
 # name of an event file -> the function's answer to it
@@ -60,18 +68,29 @@ def ticket(simulator_url: str, invoke: Invoke) -> None:
     assert (answer.get("statusCode"), answer.get("body")) == (200, "success"), answer
 
 
+def _approved_at_wechat(simulator_url: str, kind: str, appid: str, user_name: str, code: str) -> None:
+    """The sample account ``appid`` (with its sample gh_ id) exists at WeChat and approved: the
+    sample authorization ``code`` is fresh."""
+    account = {"kind": kind, "appid": appid, "user_name": user_name}
+    _sim(simulator_url, "/__sim/accounts", account, (201, 409))
+    known = requests.get(f"{simulator_url}/__sim/accounts/{appid}", timeout=30).json()
+    assert (known.get("kind"), known.get("user_name")) == (kind, user_name), (
+        f"the simulator has {appid} as {known.get('kind')} {known.get('user_name')}, not {kind} "
+        f"{user_name} (made before the sample had a gh_ id: restart the simulator)"
+    )
+    _sim(simulator_url, "/__sim/query_auth_code", {"appid": appid, "code": code})
+
+
 def authorization_code(simulator_url: str, invoke: Invoke) -> None:
     """The sample Mini Program (with its sample gh_ id) exists at WeChat and approved: the sample
     code is fresh."""
-    account = {"kind": "mini_program", "appid": SAMPLE_MINI_PROGRAM}
-    _sim(simulator_url, "/__sim/accounts", account | {"user_name": SAMPLE_MINI_PROGRAM_USER_NAME}, (201, 409))
-    known = requests.get(f"{simulator_url}/__sim/accounts/{SAMPLE_MINI_PROGRAM}", timeout=30).json()
-    assert known.get("user_name") == SAMPLE_MINI_PROGRAM_USER_NAME, (
-        f"the simulator has {SAMPLE_MINI_PROGRAM} as {known.get('user_name')}, not "
-        f"{SAMPLE_MINI_PROGRAM_USER_NAME} (made before the sample had a gh_ id: restart the simulator)"
+    _approved_at_wechat(
+        simulator_url,
+        "mini_program",
+        SAMPLE_MINI_PROGRAM,
+        SAMPLE_MINI_PROGRAM_USER_NAME,
+        SAMPLE_AUTHORIZATION_CODE,
     )
-    code = {"appid": SAMPLE_MINI_PROGRAM, "code": SAMPLE_AUTHORIZATION_CODE}
-    _sim(simulator_url, "/__sim/query_auth_code", code)
 
 
 def authorization(simulator_url: str, invoke: Invoke) -> None:
@@ -83,6 +102,44 @@ def authorization(simulator_url: str, invoke: Invoke) -> None:
     authorization_stored()
     info = _store().authorizers.get(SAMPLE_MINI_PROGRAM).get("info") or {}
     assert info.get("user_name") == SAMPLE_MINI_PROGRAM_USER_NAME, f"stored user_name {info.get('user_name')}"
+
+
+def official_account_code(simulator_url: str, invoke: Invoke) -> None:
+    """The sample Official Account (for the H5 samples) exists at WeChat and approved: its sample
+    code is fresh."""
+    _approved_at_wechat(
+        simulator_url,
+        "official_account",
+        SAMPLE_OFFICIAL_ACCOUNT,
+        SAMPLE_OFFICIAL_ACCOUNT_USER_NAME,
+        SAMPLE_OFFICIAL_ACCOUNT_CODE,
+    )
+
+
+def official_account(simulator_url: str, invoke: Invoke) -> None:
+    """The sample Official Account authorized the platform, through its sample `authorized` push:
+    an active authorization of an Official Account, for which the H5 routes work."""
+    official_account_code(simulator_url, invoke)
+    answer = invoke("callback-authorized-push-official-account.json")
+    assert (answer.get("statusCode"), answer.get("body")) == (200, "success"), answer
+    official_account_stored()
+
+
+def oauth_identity(simulator_url: str, invoke: Invoke) -> None:
+    """A fan of the sample Official Account signed in on the sample page: the identity a callback
+    keeps for the page's backend, under the sample ticket (as the callback stores it)."""
+    from wechat_core import clock
+    from wechat_core.features import h5
+
+    identity = {
+        "appid": SAMPLE_OFFICIAL_ACCOUNT,
+        "openid": SAMPLE_OPENID,
+        "scope": "snsapi_userinfo",
+        "user": {"nickname": SAMPLE_FAN_NICKNAME, "sex": 0, "headimgurl": "", "privilege": []},
+        "unionid": SAMPLE_UNIONID,
+        "authorized_at": int(clock.now()),
+    }
+    _store().transient.put_identity(SAMPLE_OAUTH_TICKET, identity, h5.TICKET_TTL_SECONDS, clock.now())
 
 
 def login_code(simulator_url: str, invoke: Invoke) -> None:
@@ -146,6 +203,9 @@ STEPS: dict[str, Callable[[str, Invoke], None]] = {
     "ticket": ticket,
     "authorization_code": authorization_code,
     "authorization": authorization,
+    "official_account_code": official_account_code,
+    "official_account": official_account,
+    "oauth_identity": oauth_identity,
     "login_code": login_code,
     "state": state,
     "session": session,
@@ -173,6 +233,60 @@ def authorization_stored() -> None:
     assert item is not None, "no authorization stored"
     assert item.get("status") == "active", item.get("status")
     assert str(item.get("refresh_token", "")).startswith("refreshtoken@@@"), "no refresh token stored"
+
+
+def official_account_stored() -> None:
+    item = _store().authorizers.get(SAMPLE_OFFICIAL_ACCOUNT)
+    assert item is not None, "no authorization of the sample Official Account stored"
+    assert item.get("status") == "active", item.get("status")
+    info = item.get("info") or {}
+    assert (info.get("kind"), info.get("user_name")) == (
+        "official_account",
+        SAMPLE_OFFICIAL_ACCOUNT_USER_NAME,
+    ), info
+
+
+def _items(kind: str) -> list[dict[str, Any]]:
+    """The items of one ``kind`` (web OAuth states, tickets: their keys are hashes of random values)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    store = _store()
+    scanned = store.table.client.scan(TableName=store.table_name)["Items"]
+    items = [{k: TypeDeserializer().deserialize(v) for k, v in i.items()} for i in scanned]
+    return [i for i in items if i.get("kind") == kind]
+
+
+def oauth_state_stored() -> None:
+    """One web OAuth state of ours, remembering the sample page, its state and the account."""
+    states = _items("oauth_state")
+    assert len(states) == 1, f"{len(states)} web OAuth states stored"
+    expected = {
+        "appid": SAMPLE_OFFICIAL_ACCOUNT,
+        "scope": "snsapi_userinfo",
+        "page": SAMPLE_H5_PAGE,
+        "client_state": SAMPLE_PAGE_STATE,
+    }
+    assert {k: states[0].get(k) for k in expected} == expected, states[0]
+    assert "used_at" not in states[0], "the state is used already"
+
+
+def jsapi_ticket_stored() -> None:
+    """The sample Official Account's jsapi_ticket, taken from WeChat, kept for the next caller."""
+    from wechat_core.store.keys import jsapi_ticket_sk
+
+    item = _store().table.get(jsapi_ticket_sk(SAMPLE_OFFICIAL_ACCOUNT))
+    assert item is not None, "no jsapi_ticket stored"
+    assert item.get("ticket"), "a jsapi_ticket item without a ticket"
+
+
+def identity_redeemed() -> None:
+    """The sample ticket is redeemed: its identity left the table, a second redemption is refused."""
+    from wechat_core import clock
+
+    (ticket,) = _items("oauth_ticket")
+    assert "redeemed_at" in ticket, ticket
+    assert "identity" not in ticket, "the identity is still in the table"
+    assert _store().transient.redeem_identity(SAMPLE_OAUTH_TICKET, clock.now()) == (None, True)
 
 
 def table_empty() -> None:
@@ -235,6 +349,10 @@ CHECKS: dict[str, Callable[[], None]] = {
     "ticket_stored": ticket_stored,
     "no_ticket_stored": no_ticket_stored,
     "authorization_stored": authorization_stored,
+    "official_account_stored": official_account_stored,
+    "oauth_state_stored": oauth_state_stored,
+    "jsapi_ticket_stored": jsapi_ticket_stored,
+    "identity_redeemed": identity_redeemed,
     "table_empty": table_empty,
     "ticket_push_requested": ticket_push_requested,
     "nothing_published": nothing_published,
@@ -294,6 +412,7 @@ def service_environment(
         "WECHAT_OPEN_BASE": simulator_url,
         "WECHAT_API_FALLBACK_BASE": "",
         "TIMESTAMP_TOLERANCE_SECONDS": local["TIMESTAMP_TOLERANCE_SECONDS"],
+        "H5_ALLOW_LIST": local["H5_ALLOW_LIST"],
     }
 
 

@@ -109,3 +109,32 @@ def test_sam_cli_fixes_refuse_another_sam_cli(monkeypatch: pytest.MonkeyPatch) -
         samcli.check()
     with pytest.raises(SystemExit, match=r"^devtools\.samcli: aws-sam-cli"):
         samcli.main(["--version"])
+
+
+def test_local_runs_allow_the_sample_h5_page_and_refuse_its_look_alike() -> None:
+    """``make local``, the events and ``make demo`` use devtools.samples' page: local/env.json's
+    ``H5_ALLOW_LIST`` (the functions' allow-list in local runs) is the sample one, and covers it."""
+    from wechat_core.allow_list import AllowList, NotAllowed
+
+    from devtools import samples
+    from devtools.project import local_parameters
+
+    configured = local_parameters()["H5_ALLOW_LIST"]
+    assert configured == samples.SAMPLE_H5_ALLOW_LIST
+    allow_list = AllowList.parse(configured)
+    assert allow_list.check(samples.SAMPLE_H5_PAGE) == samples.SAMPLE_H5_PAGE
+    with pytest.raises(NotAllowed):
+        allow_list.check(samples.SAMPLE_H5_LOOK_ALIKE)
+
+
+def test_the_demo_masks_query_values_it_shows() -> None:
+    from devtools.demo import Demo
+    from devtools.demo_h5 import _masked_url
+
+    ticket = "T" * 43
+    page = f"https://h5.example.com/demo/index.html?shop=7&ticket={ticket}&state=s%20t#/orders?ticket=x"
+    shown = _masked_url(Demo.__new__(Demo), page, "ticket")  # masking needs no running stack
+    assert ticket not in shown
+    assert shown == (
+        f"https://h5.example.com/demo/index.html?shop=7&ticket={Demo.mask(ticket)}&state=s%20t#/orders?ticket=x"
+    )
