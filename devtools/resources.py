@@ -64,6 +64,20 @@ def create_bus_and_queue(events: Any, sqs: Any, bus_name: str, component_appid: 
     return queue_url
 
 
+RELEASE_MAX_RECEIVES = 5  # as template.yaml's ReleaseQueue redrive policy
+
+
+def create_release_queues(sqs: Any, name: str, visibility_timeout: int = 0) -> tuple[str, str]:
+    """The release queue and its dead-letter queue (after ``RELEASE_MAX_RECEIVES`` receives), as
+    the template makes them; returns both URLs. Tests take a failed message back at once (0 s)."""
+    dead: str = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": RELEASE_MAX_RECEIVES})
+    attributes = {"RedrivePolicy": redrive, "VisibilityTimeout": str(visibility_timeout)}
+    queue: str = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return queue, dead
+
+
 def receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     """Every event waiting in the queue (EventBridge's envelope, ``detail`` parsed), removed from it."""
     events: list[dict[str, Any]] = []
@@ -83,6 +97,8 @@ class Resources:
     secret_name: str
     bus_name: str = ""
     queue_url: str = ""
+    release_queue_url: str = ""
+    release_dlq_url: str = ""
 
     @property
     def dynamodb(self) -> Any:
@@ -104,7 +120,8 @@ class Resources:
 
 def create_resources(secret: dict[str, str], component_appid: str = "") -> Resources:
     """A table and a secret of their own (random names), through this process's AWS environment
-    (``aws_environment``); with ``component_appid``, an event bus and a queue subscribed to it too."""
+    (``aws_environment``); with ``component_appid``, an event bus and a queue subscribed to it, and
+    the release queue with its dead-letter queue, too."""
     suffix = uuid.uuid4().hex[:10]
     resources = Resources(f"wechat-test-{suffix}", f"wechat-component-{suffix}")
     create_table(boto3.client("dynamodb", region_name=REGION), resources.table_name)
@@ -116,6 +133,9 @@ def create_resources(secret: dict[str, str], component_appid: str = "") -> Resou
             boto3.client("sqs", region_name=REGION),
             resources.bus_name,
             component_appid,
+        )
+        resources.release_queue_url, resources.release_dlq_url = create_release_queues(
+            boto3.client("sqs", region_name=REGION), f"wechat-releases-{suffix}"
         )
     return resources
 

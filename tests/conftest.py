@@ -98,6 +98,7 @@ def service(moto_server: MotoServer, platform: Platform, simulator: Simulator) -
             "COMPONENT_APPID": platform.appid,
             "COMPONENT_SECRET_ID": resources.secret_name,
             "EVENT_BUS_NAME": resources.bus_name,
+            "RELEASE_QUEUE_URL": resources.release_queue_url,
             "WECHAT_API_BASE": simulator.url,
             "WECHAT_MP_BASE": simulator.url,
             "WECHAT_OPEN_BASE": simulator.url,

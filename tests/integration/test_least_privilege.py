@@ -20,13 +20,14 @@ from wechat_core import clock, runtime
 from wechat_core.bus import EventBus, PublishFailed
 from wechat_core.features import tokens
 from wechat_core.store import keys
+from wechat_core.work_queue import QueueUnavailable, WorkQueue
 from wechat_simulator import Platform, Simulator
 
 from devtools.events import LambdaContext
 from devtools.message_events import message_plaintext
 from devtools.resources import Resources
 from tests.conftest import reset_service_caches
-from tests.support import iam
+from tests.support import iam, release_queue
 from tests.support.flows import add_fault, authorize, authorizer, give_ticket
 from tests.support.gateway import Gateway
 from tests.support.lambdas import load_function
@@ -195,21 +196,69 @@ def h5(gateway: Gateway, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) 
     return step.calls()
 
 
-def messages(gateway: Gateway, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> list[iam.Call]:
+def releases(gateway: Gateway, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> list[iam.Call]:
+    step = Run("ReleasesFunction")
+    url = f"{gateway.url}/wechat"
+    draft = simulator.add_draft()
+    for path in ("templates", "templates/drafts"):  # the component token (Get, Update)
+        assert requests.get(f"{url}/{path}", timeout=10).status_code == 200
+    assert (
+        requests.post(f"{url}/templates", json={"draft_id": draft["draft_id"]}, timeout=10).status_code == 200
+    )
+    template = simulator.add_template()
+    assert requests.delete(f"{url}/templates/{template['template_id']}", timeout=10).status_code == 200
+    body = {"template_id": 1, "user_version": "1.0", "appids": ["wx" + "7" * 16]}
+    created = requests.post(f"{url}/releases", json=body, timeout=10)  # the release (Put), SendMessage
+    assert created.status_code == 202, created.text
+    release_id = created.json()["release_id"]
+    assert requests.get(f"{url}/releases/{release_id}", timeout=10).status_code == 200  # Get, Query
+    assert requests.get(f"{url}/releases", timeout=10).status_code == 200  # Query
+
+    def refuse(*_: object, **__: object) -> None:
+        raise QueueUnavailable
+
+    monkeypatch.setattr(WorkQueue, "send", refuse)
+    assert requests.post(f"{url}/releases", json=body, timeout=10).status_code == 503  # Delete
+    monkeypatch.undo()
+    release_queue.drain()  # (the worker's, not counted here)
+    return step.calls()
+
+
+def release_worker(simulator: Simulator, gateway: Gateway) -> tuple[list[iam.Call], str]:
+    """A release to one Mini Program, up to its audit; returns the calls and the Mini Program."""
+    mini = authorize(simulator, "mini_program")
+    template = simulator.add_template()
+    body = {"template_id": template["template_id"], "user_version": "1.0", "all": True}
+    assert requests.post(f"{gateway.url}/wechat/releases", json=body, timeout=10).status_code == 202
+    make_due(mini)  # its token refreshed with the component token, fetched with the secret
+    step = Run("ReleaseWorkerFunction")
+    # the authorizers (Query), accounts (Put, Get, Update), the release (Get, Update), tokens, SendMessage
+    release_queue.drain()
+    assert release_queue.scheduled_run() == {"audit_checks_queued": 0}  # the due index (Query)
+    return step.calls(), mini
+
+
+def messages(
+    gateway: Gateway, simulator: Simulator, monkeypatch: pytest.MonkeyPatch, mini: str
+) -> list[iam.Call]:
     appid = authorize(simulator)
     user_name = str(simulator.account(appid)["user_name"])
     step = Run("MessagesFunction")
 
-    def deliver(msg_type: str, **fields: str | int) -> int:
-        plaintext = message_plaintext(user_name, "o-fan", msg_type, int(time.time()), **fields)
-        query, body = signed_message(simulator, plaintext, user_name)
-        url = f"{gateway.url}/wechat/authorizers/{appid}/messages"
+    def deliver(msg_type: str, to: str = appid, **fields: str | int) -> int:
+        account = str(simulator.account(to)["user_name"])
+        plaintext = message_plaintext(account, "o-fan", msg_type, int(time.time()), **fields)
+        query, body = signed_message(simulator, plaintext, account)
+        url = f"{gateway.url}/wechat/authorizers/{to}/messages"
         return requests.post(
             url, params=query, data=body, headers={"Content-Type": "text/xml"}, timeout=10
         ).status_code
 
+    assert user_name
     assert deliver("text", Content="hi", MsgId=1) == 200  # authorization (Get), key (Put), PutEvents
     assert deliver("event", Event="weapp_audit_success", SuccTime=1) == 200  # ... and the audit (Update)
+    # An audit a release waits for: the account moves on (Update) and its release is queued (SendMessage).
+    assert deliver("event", to=mini, Event="weapp_audit_success", SuccTime=2) == 200
 
     def refuse(*_: object, **__: object) -> None:
         raise PublishFailed
@@ -242,7 +291,9 @@ def test_each_function_is_allowed_what_it_does_and_nothing_more(
     run["RefresherFunction"] = refresher(simulator)
     run["AdminFunction"] = admin(gateway, simulator, service)
     run["ComponentTokenFunction"] = component_token(gateway)
-    run["MessagesFunction"] = messages(gateway, simulator, monkeypatch)
+    run["ReleasesFunction"] = releases(gateway, simulator, monkeypatch)
+    run["ReleaseWorkerFunction"], mini = release_worker(simulator, gateway)
+    run["MessagesFunction"] = messages(gateway, simulator, monkeypatch, mini)
     run["H5Function"] = h5(gateway, simulator, monkeypatch)
     assert sorted(run) == sorted(iam.function_code_uris()), "every function of template.yaml is driven"
 

@@ -184,13 +184,14 @@ class FunctionPolicy:
 
 
 @cache
-def _policy(function: str, table_name: str, secret_name: str, bus_name: str) -> FunctionPolicy:
+def _policy(function: str, table_name: str, secret_name: str, bus_name: str, queue_name: str = "") -> FunctionPolicy:
     values = {
         "Table": table_name,
         "ComponentSecretName": secret_name,
         "SharedTableName": "",
         "EventBus": bus_name,
         "EventBus.Arn": _bus_arn(bus_name),
+        "ReleaseQueue.Arn": _queue_arn(queue_name),
     }
     resolver = _Resolver(_translated(), values)
     return FunctionPolicy(function, tuple(resolver.resolve(s) for s in raw_statements(function)))
@@ -237,16 +238,23 @@ class Call:
     table_name: str  # the deployment the call ran in (TABLE_NAME, COMPONENT_SECRET_ID, EVENT_BUS_NAME)
     secret_name: str
     bus_name: str = ""
+    queue_name: str = ""
 
     def allowed(self) -> bool:
-        policy = FunctionPolicy.of(
-            self.function, table_name=self.table_name, secret_name=self.secret_name, bus_name=self.bus_name
-        )
+        policy = _policy(self.function, self.table_name, self.secret_name, self.bus_name, self.queue_name)
         return policy.allows(self.action, self.resource)
 
 
 def _bus_arn(name: str, region: str = REGION) -> str:
     return name if name.startswith("arn:") else f"arn:aws:events:{region}:{ACCOUNT}:event-bus/{name}"
+
+
+def _queue_arn(name: str, region: str = REGION, account: str = ACCOUNT) -> str:
+    return f"arn:aws:sqs:{region}:{account}:{name}"
+
+
+# IAM authorizes some API operations under another action's name.
+IAM_ACTIONS = {"sqs:SendMessageBatch": "sqs:SendMessage"}
 
 
 CURRENT_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("function", default=None)
@@ -262,6 +270,10 @@ def _resource(client: Any, operation: str, params: dict[str, Any], response: dic
     if service == "events" and operation == "PutEvents":
         buses = {str(e.get("EventBusName") or "default") for e in params.get("Entries", [])}
         return _bus_arn(buses.pop(), region) if len(buses) == 1 else "*"
+    if service == "sqs" and "QueueUrl" in params:
+        # https://sqs.<region>.amazonaws.com/<account>/<name> (moto: http://127.0.0.1:<port>/<account>/<name>)
+        account, name = str(params["QueueUrl"]).rstrip("/").split("/")[-2:]
+        return _queue_arn(name, region, account)
     if service == "secretsmanager" and "SecretId" in params:
         # IAM checks the full ARN (name + "-" + 6 characters), which only the answer tells.
         if response is not None and "ARN" in response:
@@ -295,7 +307,8 @@ class CallRecorder:
             finally:
                 resource = _resource(client, operation, params, response)
                 if resource:  # "" only for a secret read that failed by name: no ARN to check
-                    recorder._add(function, f"{client.meta.service_model.signing_name}:{operation}", resource)
+                    action = f"{client.meta.service_model.signing_name}:{operation}"
+                    recorder._add(function, IAM_ACTIONS.get(action, action), resource)
             return response
 
         submit = ThreadPoolExecutor.submit
@@ -326,6 +339,7 @@ class CallRecorder:
             os.environ.get("TABLE_NAME", ""),
             os.environ.get("COMPONENT_SECRET_ID", ""),
             os.environ.get("EVENT_BUS_NAME", ""),
+            os.environ.get("RELEASE_QUEUE_URL", "").rstrip("/").rsplit("/", 1)[-1],
         )
         with self._lock:
             self.calls.append(call)

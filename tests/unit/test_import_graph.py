@@ -245,7 +245,7 @@ CORE_LAYERS = {
     "protocol": {"wechat_core.protocol"},
     "wechat": {"wechat_core.wechat"},
     "store": {"wechat_core.store"},
-    "bus": {"wechat_core.bus"},
+    "bus": {"wechat_core.bus", "wechat_core.work_queue"},
     "runtime": {"wechat_core.runtime"},
     "features": {"wechat_core.features", "wechat_core.web"},
 }

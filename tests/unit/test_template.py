@@ -72,7 +72,7 @@ def test_layer_has_no_boto3_and_is_pinned() -> None:
         assert normal(line) in dev, f"{line} differs between the layer and requirements-dev.txt"
 
 
-IAM_FUNCTIONS = {"AdminFunction", "ComponentTokenFunction"}
+IAM_FUNCTIONS = {"AdminFunction", "ComponentTokenFunction", "ReleasesFunction"}
 
 
 def test_admin_routes_need_iam_and_public_routes_do_not() -> None:
@@ -150,10 +150,16 @@ ACTIONS = {
     # the authorization (Get), OAuth states and tickets (Put, Update), the component token and
     # JS-SDK tickets with the authorizer tokens they need (Get, Update)
     "H5Function": {"GetItem", "PutItem", "UpdateItem"},
+    # releases (Put, Get, Query on the table; Delete when the fan-out could not be queued), the
+    # template library's component token (Get, Update)
+    "ReleasesFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
+    # accounts (Put, Update), releases and authorizations (Get, Query), tokens, the due index
+    "ReleaseWorkerFunction": {"GetItem", "PutItem", "UpdateItem", "Query"},
     "ComponentTokenFunction": {"GetItem", "UpdateItem"},
 }
 ITEM_ACTIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"}
 PUBLISHERS = {"MessagesFunction"}  # the functions that put events on the bus
+QUEUE_SENDERS = {"MessagesFunction", "ReleasesFunction", "ReleaseWorkerFunction"}
 TABLE_ARN = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Name}"
 SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:" + (
     "${ComponentSecretName}-??????"
@@ -185,9 +191,19 @@ def test_each_function_has_its_own_least_privilege_policy() -> None:
         dynamodb: dict[str, set[str]] = {}
         secrets: set[str] = set()
         events: list[Any] = []
+        sends: list[Any] = []
         for statement in policy["Statement"]:
             assert statement["Effect"] == "Allow"
             actions = _listed(statement["Action"])
+            if any(a.startswith("sqs:") for a in actions):
+                # Sending only, to the release queue (the worker's receive and delete are granted
+                # by SAM's SQS event source through AWS's AWSLambdaSQSQueueExecutionRole).
+                assert (actions, statement["Resource"]) == (
+                    ["sqs:SendMessage"],
+                    {"Fn::GetAtt": "ReleaseQueue.Arn"},
+                )
+                sends.append(statement)
+                continue
             if any(a.startswith("events:") for a in actions):
                 # Publishing only, on the stack's own bus (never the account's default bus or "*").
                 assert (actions, statement["Resource"]) == (
@@ -215,13 +231,13 @@ def test_each_function_has_its_own_least_privilege_policy() -> None:
         assert set(dynamodb) == ACTIONS[name], name
         assert secrets == {"GetSecretValue"}, name
         assert len(events) == (1 if name in PUBLISHERS else 0), name
+        assert len(sends) == (1 if name in QUEUE_SENDERS else 0), name
         for operation, arns in dynamodb.items():
-            # The due index only for its one reader (Query), and the table itself never queried by it.
-            expected = (
-                {TABLE_ARN + "/index/due"}
-                if name == "RefresherFunction" and operation == "Query"
-                else {TABLE_ARN}
-            )
+            # The due index only for its readers (Query); the refresher never queries the table itself.
+            expected = {
+                ("RefresherFunction", "Query"): {TABLE_ARN + "/index/due"},
+                ("ReleaseWorkerFunction", "Query"): {TABLE_ARN, TABLE_ARN + "/index/due"},
+            }.get((name, operation), {TABLE_ARN})
             assert arns == expected, (name, operation)
 
 

@@ -47,3 +47,12 @@ def events_client() -> Any:
 
     config = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
     return boto3.client("events", config=config)
+
+
+def sqs_client() -> Any:
+    """SQS, with the same short timeouts (an audit event enqueues its release inside WeChat's 5 s)."""
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
+    return boto3.client("sqs", config=config)

@@ -84,6 +84,8 @@ class Settings:
     authorization_memory_seconds: float = 10.0
     # H5 pages (web OAuth return targets, JS-SDK pages): comma-separated https:// prefixes
     h5_allow_list: str = ""
+    # The release queue (Mini Program releases from a template)
+    release_queue_url: str = ""
 
 
 def load_settings() -> Settings:
@@ -112,6 +114,7 @@ def load_settings() -> Settings:
         event_bus_name=os.environ.get("EVENT_BUS_NAME", ""),
         authorization_memory_seconds=_env_float("AUTHORIZATION_MEMORY_SECONDS", 10.0),
         h5_allow_list=os.environ.get("H5_ALLOW_LIST", ""),
+        release_queue_url=os.environ.get("RELEASE_QUEUE_URL", ""),
     )
 
 

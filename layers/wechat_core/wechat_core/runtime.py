@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from wechat_core.wechat.client import WeChatClient
     from wechat_core.wechat.component_api import ComponentApi
     from wechat_core.wechat.sns_api import SnsApi
+    from wechat_core.wechat.wxa_api import WxaApi
+    from wechat_core.work_queue import WorkQueue
 
 _objects: dict[str, Any] = {}
 _lock = threading.RLock()  # the refresher's threads may ask at once; builders ask for others
@@ -99,6 +101,30 @@ def account_api() -> AccountApi:
         return AccountApi(wechat())
 
     return _once("account_api", build)
+
+
+def wxa_api() -> WxaApi:
+    def build() -> WxaApi:
+        from wechat_core.wechat.wxa_api import WxaApi  # noqa: PLC0415
+
+        return WxaApi(wechat())
+
+    return _once("wxa_api", build)
+
+
+def release_queue() -> WorkQueue:
+    def build() -> WorkQueue:
+        from wechat_core.aws import sqs_client  # noqa: PLC0415
+        from wechat_core.work_queue import WorkQueue  # noqa: PLC0415
+
+        return WorkQueue(lambda: _once("sqs", sqs_client), settings().release_queue_url)
+
+    return _once("release_queue", build)
+
+
+def release_headers() -> dict[str, dict[str, Any]]:
+    """Releases read in this process (a release never changes once created)."""
+    return _once("release_headers", dict)
 
 
 def event_bus() -> EventBus:

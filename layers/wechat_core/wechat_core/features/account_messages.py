@@ -29,7 +29,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from wechat_core import clock, runtime
 from wechat_core.bus import DETAIL_TYPE_EVENT, DETAIL_TYPE_MESSAGE
 from wechat_core.errors import BadRequest, Forbidden, ServiceError
-from wechat_core.features import onboarding
+from wechat_core.features import onboarding, releases
 from wechat_core.features.tokens import AuthorizerToken
 from wechat_core.protocol import push, release_test
 from wechat_core.protocol.account_messages import AccountMessage, AuditEvent, parse_account_message
@@ -103,13 +103,16 @@ def handle_account_message(appid: str, query: Mapping[str, str], body: bytes) ->
         metrics.add_metric("MessageRepeated", MetricUnit.Count, 1)
         return SUCCESS
     try:
+        if isinstance(message, AuditEvent):
+            # Before publishing: a failure here makes WeChat re-send, and applying it again is harmless.
+            releases.on_audit_event(appid, message)
         runtime.event_bus().publish(
             DETAIL_TYPE_EVENT if message.msg_type == "event" else DETAIL_TYPE_MESSAGE, detail(appid, message)
         )
-    except ServiceError:
-        deliveries.release("message", key)  # WeChat's re-send is published instead
+    except Exception:  # the bus refused, or the release store or queue failed
+        deliveries.release("message", key)  # WeChat's re-send is processed instead
         metrics.add_metric("MessagePublishFailed", MetricUnit.Count, 1)
-        logger.error("message not published; WeChat will re-send it", extra=_summary(appid, message))
+        logger.error("message not processed; WeChat will re-send it", extra=_summary(appid, message))
         raise
     metrics.add_metric("MessagePublished", MetricUnit.Count, 1)
     if isinstance(message, AuditEvent):

@@ -11,11 +11,16 @@
   - ``state#<state>``, ``authcode#<hash of the code>``, ``session#<hash of the session token>``,
     ``oauthstate#<hash of the state>``, ``oauthticket#<hash of the ticket>``: short-lived items under
     the ``expiration`` TTL;
+  - ``release#<release id>``: a Mini Program release (template, version, targets, options);
+  - ``wxacode#<appid>``: the release whose audit a Mini Program waits for (audit events find it);
 - delivery keys (``store.deliveries``): pk ``delivery#<component appid>#<kind>#<hash of the key>``,
-  sk ``delivery``, under the TTL.
+  sk ``delivery``, under the TTL;
+- a release's accounts (``store.releases``): pk ``release#<component appid>#<release id>``, sk
+  ``account#<appid>``: one item per account and release, its state moved by conditional writes.
 
 Items whose token must be refreshed carry ``due_pk`` = ``due#<component appid>`` and ``due_at``;
-the sparse ``due`` index (KEYS_ONLY) lists them by due time.
+the sparse ``due`` index (KEYS_ONLY) lists them by due time. Release accounts waiting for an
+audit carry ``due_pk`` = ``auditdue#<component appid>`` and the time to ask WeChat about it.
 """
 
 from __future__ import annotations
@@ -84,3 +89,27 @@ def oauth_state_sk(state: str) -> str:
 def oauth_ticket_sk(ticket: str) -> str:
     # A hash: the ticket is a bearer credential for an identity until it is redeemed.
     return "oauthticket#" + _digest(ticket)
+
+
+RELEASE_PREFIX = "release#"
+RELEASE_ACCOUNT_PREFIX = "account#"
+
+
+def release_sk(release_id: str) -> str:
+    return f"{RELEASE_PREFIX}{release_id}"
+
+
+def release_pk(component_appid: str, release_id: str) -> str:
+    return f"release#{component_appid}#{release_id}"
+
+
+def release_account_sk(appid: str) -> str:
+    return f"{RELEASE_ACCOUNT_PREFIX}{appid}"
+
+
+def current_code_sk(appid: str) -> str:
+    return f"wxacode#{appid}"
+
+
+def audit_due_pk(component_appid: str) -> str:
+    return f"auditdue#{component_appid}"

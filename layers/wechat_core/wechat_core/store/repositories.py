@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from wechat_core.store.authorizers import Authorizers
 from wechat_core.store.deliveries import Deliveries
+from wechat_core.store.releases import Releases
 from wechat_core.store.table import Table
 from wechat_core.store.tickets import Tickets
 from wechat_core.store.tokens import Tokens
@@ -26,6 +27,7 @@ class Store:
         self.authorizers = Authorizers(self.table)
         self.transient = Transient(self.table)
         self.deliveries = Deliveries(self.table)
+        self.releases = Releases(self.table)
 
     @property
     def table_name(self) -> str:

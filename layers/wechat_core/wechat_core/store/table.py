@@ -107,9 +107,9 @@ class Table:
     def key(self, sk: str, pk: str | None = None) -> dict[str, Any]:
         return {"pk": wire(pk or self.pk), "sk": wire(sk)}
 
-    def get(self, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+    def get(self, sk: str, *, consistent: bool = True, pk: str | None = None) -> dict[str, Any] | None:
         item = self.client.get_item(
-            TableName=self.table_name, Key=self.key(sk), ConsistentRead=consistent
+            TableName=self.table_name, Key=self.key(sk, pk), ConsistentRead=consistent
         ).get("Item")
         return plain_item(item) if item else None
 
@@ -144,6 +144,7 @@ class Table:
         condition: ConditionBase | None = None,
         return_new: bool = False,
         return_old: bool = False,
+        pk: str | None = None,
     ) -> Written:
         """``set_values`` are written, ``set_if_missing`` only where the attribute has no value yet.
         The written item comes back with ``return_new``, the item as it was with ``return_old``."""
@@ -153,7 +154,7 @@ class Table:
         try:
             response = self.client.update_item(
                 TableName=self.table_name,
-                Key=self.key(sk),
+                Key=self.key(sk, pk),
                 UpdateExpression=update,
                 ReturnValues="ALL_NEW" if return_new else "ALL_OLD" if return_old else "NONE",
                 **arguments,
@@ -192,10 +193,17 @@ class Table:
         index: str | None = None,
         limit: int = 100,
         start: dict[str, Any] | None = None,
+        forward: bool = True,
+        attributes: tuple[str, ...] = (),
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One page of a query: items as plain values, and the raw key to go on from (or None)."""
+        """One page of a query: items as plain values, and the raw key to go on from (or None);
+        ``forward=False`` for descending sort keys, ``attributes`` to read only those."""
         expression = _Expression()
         arguments: dict[str, Any] = {"KeyConditionExpression": expression.condition(key_condition, key=True)}
+        if not forward:
+            arguments["ScanIndexForward"] = False
+        if attributes:
+            arguments["ProjectionExpression"] = ", ".join(expression.name(a) for a in attributes)
         if index:
             arguments["IndexName"] = index
         if start:
