@@ -488,3 +488,25 @@ def test_the_refresher_keeps_tickets_fresh(h5_service: Gateway, account: str, si
     assert fresh is not None
     assert fresh["ticket"] != item["ticket"]
     assert fresh["expires_at"] > now + 7000
+
+
+def test_a_ticket_whose_account_must_authorize_again_leaves_the_refresh_schedule(
+    h5_service: Gateway, account: str, simulator: Simulator
+) -> None:
+    from wechat_core.features import refresher
+
+    assert config(h5_service, account, PAGE).status_code == 200
+    sk = keys.jsapi_ticket_sk(account)
+    now = clock.now()
+    runtime.store().table.update(sk, set_values={"expires_at": now + 600, "due_at": now - 1})
+    runtime.store().table.update(keys.authorizer_sk(account), set_values={"status": "needs_reauth"})
+    report = refresher.run(lambda: 300_000)
+    assert (report.skipped, report.failed) == (1, 0)
+    item = runtime.store().tokens.read(sk)
+    assert item is not None
+    assert "due_pk" not in item  # no getticket attempt on every run until the account authorizes again
+    assert calls(simulator, "getticket") == 1
+    # The ticket still valid is served meanwhile; once expired, the page gets the reason.
+    assert config(h5_service, account, PAGE).status_code == 200
+    runtime.store().table.update(sk, set_values={"expires_at": now - 1})
+    assert config(h5_service, account, PAGE).status_code == 409

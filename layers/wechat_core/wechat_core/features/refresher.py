@@ -117,10 +117,13 @@ def _refresh_one(run: _Run, sk: str) -> None:
     try:
         token.refresh_leased(leased)
     except WeChatRefreshTokenInvalid:
-        if not isinstance(token, AuthorizerToken):
-            store.tokens.retire(token.key)  # the account's own refresh marked it; not counted twice
-        with lock:
-            report.needs_reauthorization += isinstance(token, AuthorizerToken)
+        if isinstance(token, AuthorizerToken):
+            with lock:
+                report.needs_reauthorization += 1
+        else:
+            # A JS-SDK ticket's authorizer token could not be refreshed: that refresh marked the
+            # account (and counts it when its own turn comes); the ticket waits for a new authorization.
+            store.tokens.retire(token.key)
     except (AuthorizerUnavailable, NotFound):
         # A JS-SDK ticket whose account can no longer get one: fetched again on its next use.
         store.tokens.retire(token.key)

@@ -114,7 +114,6 @@ RELEASE_FIELDS = (
     "target",
     "created_at",
     "fanout_done_at",
-    "accounts_added",
 )
 
 

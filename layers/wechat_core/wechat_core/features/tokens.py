@@ -32,6 +32,7 @@ from wechat_core.errors import (
     LeaseExpired,
     NotFound,
     NoTicket,
+    ServiceError,
     TokenBusy,
     UpstreamError,
     WeChatNotAuthorized,
@@ -401,6 +402,19 @@ class JsapiTicket(LeasedToken):
         if not _is_valid(item, clock.now(), self.value_field):
             require_active_official_account(self.store, self.authorizer_appid)
         return item
+
+    def current(self) -> tuple[str, float]:
+        """As for every leased token; but when a due ticket cannot be refreshed (WeChat failing,
+        or the account must authorize again) the ticket still valid is served: WeChat honours it
+        until it expires, and pages keep working meanwhile. A revoked account's is gone already."""
+        try:
+            return super().current()
+        except ServiceError:
+            item = self.store.tokens.read(self.key) or {}
+            if not _is_valid(item, clock.now(), self.value_field):
+                raise
+            metrics.add_metric("JsapiTicketServedUnrefreshed", MetricUnit.Count, 1)
+            return str(item[self.value_field]), float(item["expires_at"])
 
     def fetch(self, item: dict[str, Any]) -> Fetched:
         token = AuthorizerToken(self.authorizer_appid, self.store)
