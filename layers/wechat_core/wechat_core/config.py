@@ -1,6 +1,9 @@
 """Configuration: plain settings from the environment, secrets from Secrets Manager.
 
-The secret named by ``COMPONENT_SECRET_ID`` is JSON ``{"appsecret", "token", "encoding_aes_key"}``.
+The secret named by ``COMPONENT_SECRET_ID`` is JSON ``{"appsecret", "token", "encoding_aes_key"}``,
+and during a key rotation also ``"previous": {"token"?, "encoding_aes_key"?, "until"}``: the values
+the console had before, accepted for WeChat's re-sends of earlier messages until ``until`` (epoch
+seconds or ISO 8601), see README "Rotating the platform's keys".
 It is read through Powertools Parameters (cached for ``SECRET_MAX_AGE_SECONDS``) and never logged:
 ``ComponentSecret``'s repr hides every value.
 """
@@ -119,10 +122,53 @@ def load_settings() -> Settings:
 
 
 @dataclass(frozen=True, slots=True)
+class PreviousKeys:
+    """The message token and EncodingAESKey in use before a rotation, and the end of their grace."""
+
+    token: str = field(repr=False)
+    encoding_aes_key: str = field(repr=False)
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
 class ComponentSecret:
     appsecret: str = field(repr=False)
     token: str = field(repr=False)
     encoding_aes_key: str = field(repr=False)
+    previous: PreviousKeys | None = None
+
+
+MAX_GRACE_SECONDS = 30 * 24 * 3600
+
+
+def _until(value: Any) -> float:
+    """The end of a rotation's grace: epoch seconds, or ISO 8601 with a time zone."""
+    if isinstance(value, bool):
+        raise ConfigurationError("component secret: previous.until must be a time")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        from datetime import datetime  # noqa: PLC0415
+
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ConfigurationError("component secret: previous.until is not an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            raise ConfigurationError("component secret: previous.until needs a time zone (e.g. Z)")
+        return moment.timestamp()
+    raise ConfigurationError("component secret: previous.until must be a time")
+
+
+def _previous(raw: Any, token: str, encoding_aes_key: str) -> PreviousKeys | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or "until" not in raw:
+        raise ConfigurationError("component secret: previous must be an object with until")
+    old_token, old_key = raw.get("token") or token, raw.get("encoding_aes_key") or encoding_aes_key
+    if not isinstance(old_token, str) or not isinstance(old_key, str):
+        raise ConfigurationError("component secret: previous values must be strings")
+    return PreviousKeys(old_token, old_key, _until(raw["until"]))
 
 
 def load_component_secret(conf: Settings) -> ComponentSecret:
@@ -146,10 +192,12 @@ def load_component_secret(conf: Settings) -> ComponentSecret:
     missing = [k for k in ("appsecret", "token", "encoding_aes_key") if not raw.get(k)]
     if missing:
         raise ConfigurationError(f"component secret lacks {', '.join(missing)}")
+    token, encoding_aes_key = str(raw["token"]), str(raw["encoding_aes_key"])
     return ComponentSecret(
         appsecret=str(raw["appsecret"]),
-        token=str(raw["token"]),
-        encoding_aes_key=str(raw["encoding_aes_key"]),
+        token=token,
+        encoding_aes_key=encoding_aes_key,
+        previous=_previous(raw.get("previous"), token, encoding_aes_key),
     )
 
 

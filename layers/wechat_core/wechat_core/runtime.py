@@ -155,17 +155,31 @@ def account_memo() -> dict[str, tuple[float, str | None]]:
 
 
 def message_crypto() -> MessageCrypto:
+    """The platform's current message token and EncodingAESKey."""
+    return message_cryptos()[0]
+
+
+def message_cryptos() -> tuple[MessageCrypto, ...]:
+    """The current keys first, then the previous ones while their grace lasts (a rotation).
+    Rebuilt when the (cached, periodically re-read) secret changes, so a rotation takes effect."""
+    from wechat_core import clock  # noqa: PLC0415
     from wechat_core.protocol.crypto import MessageCrypto  # noqa: PLC0415
 
-    # Rebuilt when the (cached, periodically re-read) secret changes, so a rotation takes effect.
     secret = component_secret()
-    values = (secret.token, secret.encoding_aes_key, settings().component_appid)
+    appid = settings().component_appid
+    previous = secret.previous
+    values = (secret.token, secret.encoding_aes_key, appid, previous)
     built = _objects.get("message_crypto")
     if built is None or built[0] != values:
-        built = (values, MessageCrypto(*values))
+        made = [MessageCrypto(secret.token, secret.encoding_aes_key, appid)]
+        if previous is not None:
+            made.append(MessageCrypto(previous.token, previous.encoding_aes_key, appid))
+        built = (values, tuple(made))
         _objects["message_crypto"] = built
-    crypto: MessageCrypto = built[1]
-    return crypto
+    cryptos: tuple[MessageCrypto, ...] = built[1]
+    if previous is not None and clock.now() >= previous.until:
+        return cryptos[:1]
+    return cryptos
 
 
 def token_memo() -> dict[tuple[str, str, str], tuple[str, float, float]]:

@@ -29,7 +29,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from wechat_core import clock, runtime
 from wechat_core.bus import DETAIL_TYPE_EVENT, DETAIL_TYPE_MESSAGE
 from wechat_core.errors import BadRequest, Forbidden, ServiceError
-from wechat_core.features import onboarding, releases
+from wechat_core.features import component_events, onboarding, releases
 from wechat_core.features.tokens import AuthorizerToken
 from wechat_core.protocol import push, release_test
 from wechat_core.protocol.account_messages import AccountMessage, AuditEvent, parse_account_message
@@ -68,9 +68,11 @@ def handle_account_message(appid: str, query: Mapping[str, str], body: bytes) ->
     if not is_appid(appid):
         raise BadRequest("malformed appid in the path")
     conf = runtime.settings()
-    crypto = runtime.message_crypto()
-    delivery = push.verify_delivery(query, body, crypto, conf.timestamp_tolerance_seconds)
-    message = parse_account_message(crypto.decrypt(delivery.envelope.encrypt))
+    opened = push.open_delivery(query, body, runtime.message_cryptos(), conf.timestamp_tolerance_seconds)
+    if opened.previous:
+        component_events.old_keys_used()
+    delivery, crypto = opened.delivery, opened.crypto  # a reply goes out under the keys it came with
+    message = parse_account_message(opened.plaintext)
     if delivery.envelope.to_user_name and delivery.envelope.to_user_name != message.to_user:
         raise BadRequest("envelope and message name different accounts")
 

@@ -38,11 +38,11 @@ def handle_component_push(query: Mapping[str, str], body: bytes) -> dict[str, An
     """
     conf = runtime.settings()
     component_appid = conf.component_appid
-    crypto = runtime.message_crypto()
-    delivery = push.verify_delivery(query, body, crypto, conf.timestamp_tolerance_seconds)
-    if delivery.envelope.app_id is not None and delivery.envelope.app_id != component_appid:
-        raise AppIdMismatch
-    event = parse_component_event(crypto.decrypt(delivery.envelope.encrypt))
+    opened = push.open_delivery(query, body, runtime.message_cryptos(), conf.timestamp_tolerance_seconds)
+    delivery = opened.delivery
+    if opened.previous:
+        old_keys_used()
+    event = parse_component_event(opened.plaintext)
     if event.app_id != component_appid:
         raise AppIdMismatch
     if not isinstance(event, ComponentVerifyTicket):
@@ -56,6 +56,13 @@ def handle_component_push(query: Mapping[str, str], body: bytes) -> dict[str, An
         if claim is Claim.CONFLICT:
             raise ReplayedNonce
     return dispatch(event)
+
+
+def old_keys_used() -> None:
+    """A delivery under a rotation's previous keys: counted, so the operator knows when none come
+    any more and the previous keys can leave the secret."""
+    metrics.add_metric("OldKeyUsed", MetricUnit.Count, 1)
+    logger.info("delivery accepted under the previous message keys (rotation grace period)")
 
 
 def delivery_key_seconds(tolerance: int) -> int:

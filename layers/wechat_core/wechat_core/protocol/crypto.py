@@ -79,6 +79,10 @@ class MessageCrypto:
     def __repr__(self) -> str:  # never show the token or key
         return f"MessageCrypto(appid={self._appid!r})"
 
+    @property
+    def appid(self) -> str:
+        return self._appid
+
     def signature(self, timestamp: str, nonce: str, encrypt: str) -> str:
         return sha1_signature(self._token, timestamp, nonce, encrypt)
 
