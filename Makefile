@@ -4,6 +4,7 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
+CHECKOV_VENV := $(VENV)/tools/checkov
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 # Where every Python process of the project finds its modules (devtools/project.py lists the same).
@@ -18,11 +19,15 @@ help:
 	@echo "make events     regenerate events/ for sam local invoke"
 	@echo "make bench      benchmarks under bench/ (pushes vs a wechatpy handler, cold start, refresher)"
 
-$(BIN)/.installed: requirements-dev.txt layers/wechat_core/requirements.txt
+# checkov's pins conflict with ours (requirements-checkov.txt says which): it gets a venv of its own.
+$(BIN)/.installed: requirements-dev.txt requirements-checkov.txt layers/wechat_core/requirements.txt
 	@command -v make >/dev/null
 	test -x $(BIN)/python || "$$(scripts/find-python.sh)" -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(BIN)/python -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip==26.3"
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $@
 
 venv: $(BIN)/.installed
@@ -41,6 +46,7 @@ typecheck: venv
 validate: venv
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
 test: venv lint typecheck
 	$(BIN)/pytest
