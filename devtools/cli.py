@@ -23,6 +23,7 @@ from devtools.errors import StackError
 from devtools.events import MESSAGES_ROUTE
 from devtools.local_stack import LocalStack
 from devtools.project import ROOT, say
+from devtools.resources import RELEASE_MAX_RECEIVES
 from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
 from devtools.template import api_routes, has_route, scheduled_functions
 
@@ -34,13 +35,32 @@ def _h5_allow_list(info: StackInfo) -> str:
     return ""
 
 
+def _release_worker(info: StackInfo) -> str:
+    """The banner's lines on the release worker and its queue (none when the stack runs no worker)."""
+    if not info.lambda_url:
+        return ""
+    return f"""
+ Mini Program releases:  {_route(info, "POST", "/wechat/releases")}
+    ReleaseWorkerFunction in its warm container: sam local start-lambda on {info.lambda_url}
+    fed by devtools/release_poller.py as Lambda's SQS event source would (batches of 10, deletes
+    what the worker does not report in batchItemFailures; log: .local/logs/worker.log)
+    release queue:      {info.release_queue_url}
+    dead-letter queue:  {info.release_dlq_url}   (after {RELEASE_MAX_RECEIVES} receives)
+    a release's state:  curl {info.api_url}/wechat/releases/<release_id>
+"""
+
+
+def _route(info: StackInfo, method: str, path: str, url: str = "") -> str:
+    url = url or info.api_url + path
+    return url if has_route(method, path) else f"{url}  (not in template.yaml yet)"
+
+
 def banner(info: StackInfo, seconds: float) -> str:
     appid = info.component_appid
     rel_config = os.path.relpath(info.samconfig, ROOT)
 
     def route(method: str, path: str, url: str = "") -> str:
-        url = url or info.api_url + path
-        return url if has_route(method, path) else f"{url}  (not in template.yaml yet)"
+        return _route(info, method, path, url)
 
     routes = "\n".join(
         f"    {method:6} {info.url(path)}   -> {name}" for method, path, name, _ in sorted(api_routes())
@@ -73,7 +93,7 @@ def banner(info: StackInfo, seconds: float) -> str:
     table {info.table_name}, secret {info.secret_name}
     event bus {info.bus_name}; everything published on it goes to the queue
     {info.queue_url}
-
+{_release_worker(info)}
  In another terminal:
     make demo
     export "$(scripts/container-engine.sh | tail -n 1)"
@@ -125,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulator-port", type=int, default=int(os.environ.get("LOCAL_SIM_PORT", "8790")))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("LOCAL_MOTO_PORT", "5000")))
     parser.add_argument(
+        "--lambda-port",
+        type=int,
+        default=int(os.environ.get("LOCAL_LAMBDA_PORT", "3001")),
+        help="sam local start-lambda, serving the release worker",
+    )
+    parser.add_argument(
         "--push-interval",
         type=float,
         default=float(os.environ.get("LOCAL_PUSH_INTERVAL", "600")),
@@ -145,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         api_port=args.api_port,
         simulator_port=args.simulator_port,
         moto_port=args.moto_port,
+        lambda_port=args.lambda_port,
         push_interval=args.push_interval,
         verbose=True,
     )

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 
 from devtools.demo_h5 import h5_jssdk, h5_web_oauth
+from devtools.demo_releases import template_release
 from devtools.errors import StackError
 from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
 from devtools.template import has_route, scheduled_functions
@@ -58,6 +59,9 @@ def item_kind(item: dict[str, Any]) -> str:
         "event": "authorization event",
         "oauthstate": "web OAuth state",
         "oauthticket": "web OAuth ticket",
+        "release": "release",
+        "account": "release account",
+        "wxacode": "Mini Program's current release",
     }
     return named.get(prefix, prefix or "other")
 
@@ -113,10 +117,12 @@ class Demo:
         """One step of a browser: GET ``url``, redirects not followed."""
         return self.http.get(url, allow_redirects=False, timeout=TIMEOUT)
 
-    def authorize(self, kind: str, auth_type: str, nick_name: str) -> str:
-        """An account owner opens the platform's authorization link and approves it; returns the appid."""
-        if kind in self.authorized:
-            return self.authorized[kind]
+    def authorize(self, kind: str, auth_type: str, nick_name: str, *, key: str | None = None) -> str:
+        """An account owner opens the platform's authorization link and approves it; returns the appid.
+        One account per ``key`` (default: the kind) for the whole demo."""
+        key = key or kind
+        if key in self.authorized:
+            return self.authorized[key]
         account = self.sim("POST", "/__sim/accounts", kind=kind, nick_name=nick_name)
         appid = str(account["appid"])
         self.say(f"the simulator plays the owner of {kind} {appid} ({nick_name})")
@@ -144,7 +150,7 @@ class Demo:
         self.say(f"GET /wechat/component/authorized -> {done.status_code}")
         if done.status_code >= 400:
             raise RuntimeError(f"/wechat/component/authorized answered {done.status_code}: {done.text[:300]}")
-        self.authorized[kind] = appid
+        self.authorized[key] = appid
         return appid
 
     def authorization_item(self, appid: str) -> dict[str, Any] | None:
@@ -357,6 +363,18 @@ STEPS = [
             ("GET", "/wechat/jssdk/{appid}/config"),
         ],
         run=h5_jssdk,
+    ),
+    Step(
+        "A template released to three Mini Programs, one rejected",
+        [
+            ("GET", "/wechat/component/authorize"),
+            ("GET", "/wechat/component/authorized"),
+            ("GET", "/wechat/templates"),
+            ("POST", "/wechat/releases"),
+            ("GET", "/wechat/releases/{release_id}"),
+            ("POST", "/wechat/authorizers/{appid}/messages"),
+        ],
+        run=template_release,
     ),
 ]
 

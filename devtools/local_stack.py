@@ -13,12 +13,19 @@ message URL. Nothing talks to anything but this machine.
    ``sam local`` command can reuse it with ``--config-file .local/samconfig.toml``;
 4. ``sam local start-api --warm-containers EAGER --skip-pull-image``: every route of template.yaml,
    run through devtools.samcli (SAM CLI with two fixes);
+   and, at the same time, ``sam local start-lambda ReleaseWorkerFunction`` (its one warm container);
 5. moto's server (devtools.moto_launcher), with the table made from template.yaml, the secret
-   from local/sample-platform.json under the name local/env.json gives, and the event bus with a
-   queue a rule sends everything published on it to (devtools.resources);
+   from local/sample-platform.json under the name local/env.json gives, the event bus with a
+   queue a rule sends everything published on it to, and the release queue with its dead-letter
+   queue (devtools.resources; a 10-second visibility timeout, so a failed step comes back soon);
+   then the callback, the message URL and the release worker warmed up (the worker with its
+   scheduled event);
 6. the simulator (``python -m wechat_simulator``), wired to the local authorization-event URL and
    the local message URL (``/wechat/authorizers/$APPID$/messages``), with start-api's host as its
-   only web-authorization domain (web OAuth's callback, ``PUBLIC_BASE_URL``, is the local API).
+   only web-authorization domain (web OAuth's callback, ``PUBLIC_BASE_URL``, is the local API);
+7. the release worker's event source (``python -m devtools.release_poller``): it long-polls the
+   release queue and invokes the worker through start-lambda with each batch, deleting what the
+   worker did not report failed, as Lambda's SQS event source mapping does when deployed.
 
 The H5 routes serve the pages local/env.json's ``H5_ALLOW_LIST`` names (devtools.samples'
 sample page), as the ``H5AllowList`` parameter does when deployed.
@@ -48,12 +55,13 @@ from pathlib import Path
 import requests
 import yaml
 
-from devtools import samcli
+from devtools import resources, samcli
 from devtools.children import Child, text_tail
 from devtools.engine import Engine, ensure_engine, remove_containers_with_env
 from devtools.errors import StackError
 from devtools.ports import can_bind, host_port, pick_port, port_open, wait
 from devtools.project import REGION, ROOT, Log, child_environment, local_parameters, sample_platform, say
+from devtools.samples import NEVER_AUTHORIZED
 from devtools.stack_info import DEFAULT_WORK_DIR, STATE_FILE, StackInfo
 
 # The name the Lambda containers use for this machine (mapped with --add-host).
@@ -63,6 +71,9 @@ SAM_PROVIDED = frozenset(
     {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION"}
 )
 DEFAULT_BUILD_DIR = ROOT / ".aws-sam" / "local" / "build"
+RELEASE_WORKER = "ReleaseWorkerFunction"
+# What the release worker's hourly schedule (EventBridge Scheduler) sends it.
+SCHEDULED_EVENT = {"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}}
 
 
 def declare_local_variables(built_template: Path, names: list[str]) -> list[str]:
@@ -104,16 +115,21 @@ class LocalStack:
         warm_containers: str = "EAGER",
         table_name: str = "wechat-component-local",
         bus_name: str = "wechat-component-local",
+        lambda_port: int = 3001,
+        release_worker: bool = True,
+        release_visibility_timeout: int = 10,
         verbose: bool = False,
         log: Log = say,
     ) -> None:
         self.work_dir = work_dir
         self.build_dir = build_dir
-        self.ports = {"api": api_port, "simulator": simulator_port, "moto": moto_port}
+        self.ports = {"api": api_port, "simulator": simulator_port, "moto": moto_port, "lambda": lambda_port}
         self.push_interval = push_interval
         self.warm_containers = warm_containers
         self.table_name = table_name
         self.bus_name = bus_name
+        self.release_worker = release_worker
+        self.release_visibility_timeout = release_visibility_timeout
         self.verbose = verbose
         self.log = log
         self.engine: Engine | None = None
@@ -121,6 +137,11 @@ class LocalStack:
         self.children: dict[str, Child] = {}
         self._marker: str | None = None
         self._state_file = work_dir / STATE_FILE
+
+    @property
+    def release_queue_name(self) -> str:
+        """The release queue's name (its dead-letter queue's: this + ``-dlq``)."""
+        return f"{self.table_name}-releases"
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -155,32 +176,17 @@ class LocalStack:
         api_port = pick_port(self.ports["api"], self.log, "sam local start-api")
         moto_port = pick_port(self.ports["moto"], self.log, "moto")
         sim_port = pick_port(self.ports["simulator"], self.log, "the WeChat simulator")
-        for_functions = f"http://{FUNCTION_HOST}"
-        moto_for_functions = f"{for_functions}:{moto_port}"
-        sim_for_functions = f"{for_functions}:{sim_port}"
-        self._marker = f"AWS_ENDPOINT_URL_DYNAMODB={moto_for_functions}"
-        env_vars = local | {
-            "TABLE_NAME": self.table_name,
-            "COMPONENT_APPID": platform["appid"],
-            "COMPONENT_SECRET_ID": secret_name,
-            "EVENT_BUS_NAME": self.bus_name,
-            "AWS_ENDPOINT_URL_DYNAMODB": moto_for_functions,
-            "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_for_functions,
-            "AWS_ENDPOINT_URL_EVENTBRIDGE": moto_for_functions,
-            "WECHAT_API_BASE": sim_for_functions,
-            # Only links for a browser on this machine are built on these two hosts.
-            "WECHAT_MP_BASE": f"http://{engine.local_host}:{sim_port}",
-            "WECHAT_OPEN_BASE": f"http://{engine.local_host}:{sim_port}",
-            # Links WeChat sends the browser back to: this machine's start-api. Deployed, the
-            # functions take API Gateway's own domain and stage instead (never the Host header).
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
-        }
+        lambda_port = (
+            pick_port(self.ports["lambda"], self.log, "sam local start-lambda") if self.release_worker else 0
+        )
+        ports = {"api": api_port, "moto": moto_port, "simulator": sim_port, "lambda": lambda_port}
+        env_vars = self._function_environment(engine, local, platform["appid"], ports)
         added = declare_local_variables(self.build_dir / "template.yaml", sorted(env_vars))
         if added:
             self.log(f"declared for local runs in the built template: {', '.join(added)}")
         env_file = self.work_dir / "sam-env.json"
         env_file.write_text(json.dumps({"Parameters": env_vars}, indent=2) + "\n", "utf-8")
-        samconfig = self._write_samconfig(engine, env_file, platform["appid"], secret_name, api_port)
+        samconfig = self._write_samconfig(engine, env_file, platform["appid"], secret_name, ports=ports)
 
         info = self.info = StackInfo(
             api_url=f"http://127.0.0.1:{api_port}",
@@ -195,6 +201,7 @@ class LocalStack:
             image_memo=str(self.build_dir.parent / "image-memo.json"),
             pid=os.getpid(),
             bus_name=self.bus_name,
+            lambda_url=f"http://127.0.0.1:{lambda_port}" if lambda_port else "",
         )
 
         # start-api first: its warm containers bring up the container network, whose gateway address
@@ -206,7 +213,10 @@ class LocalStack:
             [*samcli.sam_command(), "local", "start-api", "--config-file", str(samconfig)],
             samcli.tool_environment(engine.docker_host, info.image_memo, info.moto_url),
         )
+        worker = self._spawn_worker_lambda(info, engine, samconfig) if self.release_worker else None
         wait("sam local start-api", lambda: port_open("127.0.0.1", api_port), 300, sam)
+        if worker is not None:
+            wait("sam local start-lambda", lambda: port_open("127.0.0.1", lambda_port), 300, worker)
         wait(f"address {engine.bind_host} on this machine", lambda: can_bind(engine.bind_host, 0), 30, sam)
 
         self.log(f"moto server (DynamoDB, Secrets Manager, EventBridge, SQS) on {info.moto_url}")
@@ -215,7 +225,7 @@ class LocalStack:
         moto = self._spawn("moto server", "moto", argv, child_environment())
         wait("moto server", lambda: self._answers(info.moto_url + "/moto-api/"), 60, moto)
         self._create_resources(info, platform)
-        self._warm_up(info, sam)
+        self._warm_up(info, sam, worker)
 
         self.log(f"WeChat simulator on {info.simulator_url}, pushing to {info.callback_url}")
         self.log(f"  and sending fans' messages to {info.message_url}")
@@ -229,6 +239,9 @@ class LocalStack:
         sim = self._spawn("WeChat simulator", "simulator", argv, child_environment())
         wait("WeChat simulator", lambda: self._answers(info.simulator_url + "/__sim/platform"), 60, sim)
 
+        if worker is not None:
+            self._spawn_poller(info)
+
         info.save(self._state_file)
         return info
 
@@ -236,7 +249,7 @@ class LocalStack:
         """Stop everything this object started, in reverse order. Safe to call more than once."""
         if self.children:
             self.log("stopping " + ", ".join(c.name for c in reversed(self.children.values())))
-        for key in ("simulator", "moto", "sam"):
+        for key in ("worker", "simulator", "moto", "lambda", "sam"):
             child = self.children.pop(key, None)
             if child is not None:
                 child.stop()
@@ -270,7 +283,7 @@ class LocalStack:
             raise StackError(f"sam build failed (exit {proc.returncode}):\n{text_tail(proc.stdout or '')}")
 
     def _write_samconfig(
-        self, engine: Engine, env_file: Path, appid: str, secret_name: str, api_port: int
+        self, engine: Engine, env_file: Path, appid: str, secret_name: str, *, ports: dict[str, int]
     ) -> Path:
         common: dict[str, object] = {
             "template_file": str(self.build_dir / "template.yaml"),
@@ -282,9 +295,10 @@ class LocalStack:
         }
         sections = {
             "local_start_api": common
-            | {"host": "127.0.0.1", "port": api_port, "warm_containers": self.warm_containers},
+            | {"host": "127.0.0.1", "port": ports["api"], "warm_containers": self.warm_containers},
             "local_invoke": common,
-            "local_start_lambda": common,
+            "local_start_lambda": common
+            | {"host": "127.0.0.1", "port": ports["lambda"] or 3001, "warm_containers": self.warm_containers},
         }
         lines = [
             "# Written by devtools/local_stack.py for the running local stack; regenerated on each start.",
@@ -306,20 +320,105 @@ class LocalStack:
             f"event bus {info.bus_name} and queue {info.queue_url} created "
             f"(a rule sends everything wechat.component.{info.component_appid} publishes to the queue)"
         )
+        queue, dead = info.create_release_queues(self.release_queue_name, self.release_visibility_timeout)
+        expected = resources.queue_url(info.moto_url, self.release_queue_name)
+        if queue != expected:  # the functions were given the URL before the queue existed
+            raise StackError(f"moto made the release queue {queue}, not {expected}: is MOTO_ACCOUNT_ID set?")
+        info.release_queue_url, info.release_dlq_url = queue, dead
+        self.log(
+            f"release queue {queue} (visibility timeout {self.release_visibility_timeout}s) and its "
+            f"dead-letter queue {dead} (after {resources.RELEASE_MAX_RECEIVES} receives) created"
+        )
 
-    def _warm_up(self, info: StackInfo, sam: Child) -> None:
-        """First request to the callback, so the simulator's first push meets a warm function: without
-        a signature it reads the secret, answers 400 and stores nothing. (In LAZY mode this also starts
-        the container.) A 5xx means the function cannot reach moto: better to know now."""
-        self.log("warm-up: POST the callback without a signature (answers 400, stores nothing)")
+    def _warm_up(self, info: StackInfo, sam: Child, worker: Child | None) -> None:
+        """First requests to the two URLs WeChat calls, so the simulator's first push and first message
+        meet warm functions (WeChat waits 5 seconds; a first call pays the function's imports, seconds
+        on a busy machine): without a signature each answers 4xx and stores nothing. (In LAZY mode
+        this also starts the containers.) A 5xx means a function cannot reach moto: better to know now."""
+        targets = {
+            "the callback": info.callback_url,
+            "the message URL": info.message_url.replace("$APPID$", NEVER_AUTHORIZED),
+        }
+        for what, url in targets.items():
+            self.log(f"warm-up: POST {what} without a signature (answers 4xx, stores nothing)")
+            try:
+                answer = requests.post(url, data=b"", timeout=180)
+            except requests.RequestException as exc:
+                raise StackError(f"warm-up request failed: {exc}; sam log:\n{sam.tail()}") from exc
+            if answer.status_code >= 500:
+                raise StackError(
+                    f"warm-up answered {answer.status_code} {answer.text[:200]}; sam log:\n{sam.tail()}"
+                )
+        if worker is not None:
+            self._warm_up_worker(info, worker)
+
+    def _function_environment(
+        self, engine: Engine, local: dict[str, str], appid: str, ports: dict[str, int]
+    ) -> dict[str, str]:
+        """The functions' variables in local runs (``sam-env.json``): local/env.json's, and where
+        everything is as the Lambda containers reach it."""
+        moto_port, sim_port, api_port = ports["moto"], ports["simulator"], ports["api"]
+        for_functions = f"http://{FUNCTION_HOST}"
+        moto_for_functions = f"{for_functions}:{moto_port}"
+        sim_for_functions = f"{for_functions}:{sim_port}"
+        self._marker = f"AWS_ENDPOINT_URL_DYNAMODB={moto_for_functions}"
+        return local | {
+            "TABLE_NAME": self.table_name,
+            "COMPONENT_APPID": appid,
+            "COMPONENT_SECRET_ID": local["COMPONENT_SECRET_ID"],
+            "EVENT_BUS_NAME": self.bus_name,
+            "AWS_ENDPOINT_URL_DYNAMODB": moto_for_functions,
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_for_functions,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": moto_for_functions,
+            "AWS_ENDPOINT_URL_SQS": moto_for_functions,
+            # The release queue, made on moto once it runs (the functions start first): its URL as
+            # moto gives it, on the host the functions reach moto by.
+            "RELEASE_QUEUE_URL": resources.queue_url(moto_for_functions, self.release_queue_name),
+            "WECHAT_API_BASE": sim_for_functions,
+            # Only links for a browser on this machine are built on these two hosts.
+            "WECHAT_MP_BASE": f"http://{engine.local_host}:{sim_port}",
+            "WECHAT_OPEN_BASE": f"http://{engine.local_host}:{sim_port}",
+            # Links WeChat sends the browser back to: this machine's start-api. Deployed, the
+            # functions take API Gateway's own domain and stage instead (never the Host header).
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
+        }
+
+    def _spawn_worker_lambda(self, info: StackInfo, engine: Engine, samconfig: Path) -> Child:
+        """``sam local start-lambda`` of the release worker only: one warm container, invoked by the
+        poller (Lambda's Invoke API on ``info.lambda_url``)."""
+        log = self._log_path("lambda")
+        self.log(f"sam local start-lambda {RELEASE_WORKER} on {info.lambda_url} (warm container; log: {log})")
+        argv = [
+            *samcli.sam_command(),
+            "local",
+            "start-lambda",
+            RELEASE_WORKER,
+            "--config-file",
+            str(samconfig),
+        ]
+        env = samcli.tool_environment(engine.docker_host, info.image_memo, info.moto_url)
+        return self._spawn("sam local start-lambda", "lambda", argv, env)
+
+    def _spawn_poller(self, info: StackInfo) -> Child:
+        """The release worker's event source (devtools.release_poller), as Lambda's SQS event source
+        mapping is when deployed."""
+        log = self._log_path("worker")
+        self.log(f"release worker poller: {info.release_queue_url} -> {RELEASE_WORKER} (log: {log})")
+        argv = [sys.executable, "-m", "devtools.release_poller", "--queue-url", info.release_queue_url]
+        argv += ["--sqs-endpoint", info.moto_url, "--lambda-url", info.lambda_url]
+        return self._spawn("release worker poller", "worker", argv, child_environment())
+
+    def _warm_up_worker(self, info: StackInfo, worker: Child) -> None:
+        """The release worker's first invocation, with its scheduled event: its container imports the
+        handler now, not with the first release, and answers ``{"audit_checks_queued": 0}`` only when
+        it reaches the table on moto."""
+        self.log(f"warm-up: {RELEASE_WORKER} with its scheduled event (queues no audit check)")
         try:
-            answer = requests.post(info.callback_url, data=b"", timeout=180)
-        except requests.RequestException as exc:
-            raise StackError(f"warm-up request failed: {exc}; sam log:\n{sam.tail()}") from exc
-        if answer.status_code >= 500:
-            raise StackError(
-                f"warm-up answered {answer.status_code} {answer.text[:200]}; sam log:\n{sam.tail()}"
-            )
+            answer = info.invoke_worker(SCHEDULED_EVENT, timeout=180)
+        except (requests.RequestException, ValueError) as exc:
+            raise StackError(f"warm-up of {RELEASE_WORKER} failed: {exc}; its log:\n{worker.tail()}") from exc
+        if answer != {"audit_checks_queued": 0}:
+            raise StackError(f"warm-up of {RELEASE_WORKER} answered {answer}; its log:\n{worker.tail()}")
 
     # --- internals ---------------------------------------------------------------------------------
 

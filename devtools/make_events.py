@@ -23,6 +23,7 @@ from devtools.events import LOCAL_API_HEADERS, error_expectation, push_event, re
 from devtools.h5_events import H5_EVENTS
 from devtools.message_events import MESSAGE_EVENTS, sign_sample
 from devtools.project import ROOT, sample_platform
+from devtools.release_events import RELEASE_EVENTS
 from devtools.samples import (
     NEVER_AUTHORIZED,
     NONCE,
@@ -449,6 +450,8 @@ EVENTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     # --- H5Function and AdminFunction's H5 routes (devtools/h5_events.py) ----------------------------
     **H5_EVENTS,
+    # --- ReleasesFunction and ReleaseWorkerFunction: Mini Program releases (devtools/release_events.py)
+    **RELEASE_EVENTS,
 }
 
 

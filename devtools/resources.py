@@ -65,6 +65,12 @@ def create_bus_and_queue(events: Any, sqs: Any, bus_name: str, component_appid: 
 
 
 RELEASE_MAX_RECEIVES = 5  # as template.yaml's ReleaseQueue redrive policy
+MOTO_ACCOUNT_ID = "123456789012"  # the account moto's server makes everything in (its default)
+
+
+def queue_url(endpoint: str, name: str) -> str:
+    """The URL moto's server at ``endpoint`` gives the queue ``name`` (its account, that host)."""
+    return f"{endpoint.rstrip('/')}/{MOTO_ACCOUNT_ID}/{name}"
 
 
 def create_release_queues(sqs: Any, name: str, visibility_timeout: int = 0) -> tuple[str, str]:

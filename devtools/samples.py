@@ -46,3 +46,12 @@ SAMPLE_UNKNOWN_OAUTH_STATE = "0123456789abcdef0123456789abcdef"  # well formed, 
 SAMPLE_OAUTH_TICKET = "sample-oauth-ticket-for-local-runs-00000001"  # what a callback would have given
 SAMPLE_FAN_NICKNAME = "Sample Fan"  # the identity behind it (the openid is SAMPLE_OPENID)
 SAMPLE_UNIONID = "oSampleUnionidForLocalRuns01"
+
+# Mini Program releases (ReleasesFunction, ReleaseWorkerFunction): the sample template the setup steps
+# find or put in the simulator's library, a release of it to the sample Mini Program under a fixed id
+# (stored by a setup step, for the worker's sample batch), and a well-formed id of no release.
+SAMPLE_TEMPLATE_VERSION = "1.0.0"
+SAMPLE_TEMPLATE_DESC = "sample template for local runs"
+SAMPLE_RELEASE_ID = "1763856000-5a3e1c9b"
+UNKNOWN_RELEASE_ID = "1763856000-00000000"
+SAMPLE_RELEASE_MESSAGE_ID = "5a3e1c9b-7d2f-4e60-8000-000000000001"  # SQS's id of the sample message

@@ -50,6 +50,9 @@ class StackInfo:
     pid: int  # the process that runs the stack
     bus_name: str = ""  # the functions' EVENT_BUS_NAME, on moto
     queue_url: str = ""  # a queue a rule sends everything published on the bus to
+    lambda_url: str = ""  # sam local start-lambda, serving the release worker ("": not started)
+    release_queue_url: str = ""  # the release queue (the functions' RELEASE_QUEUE_URL), from this machine
+    release_dlq_url: str = ""  # its dead-letter queue
 
     @property
     def callback_url(self) -> str:
@@ -94,10 +97,12 @@ class StackInfo:
         *,
         table_name: str | None = None,
         bus_name: str | None = None,
+        release_queue_url: str | None = None,
     ) -> dict[str, Any]:
         """``sam local invoke`` a function with this stack's configuration; return its answer.
-        ``table_name``, ``bus_name``: use that table, that event bus instead of the stack's (see
-        ``create_table``, ``create_bus``)."""
+        ``table_name``, ``bus_name``, ``release_queue_url``: use that table, that event bus, that
+        release queue instead of the stack's (see ``create_table``, ``create_bus``,
+        ``create_release_queues``)."""
         argv = [*sam_command(), "local", "invoke", function, "--config-file", self.samconfig]
         with tempfile.TemporaryDirectory(prefix="sam-invoke-") as tmp:
             if isinstance(event, dict):
@@ -105,7 +110,11 @@ class StackInfo:
                 event_path.write_text(json.dumps(event), "utf-8")
                 event = event_path
             argv += ["--event", str(event)]
-            overrides = {"TABLE_NAME": table_name, "EVENT_BUS_NAME": bus_name}
+            overrides = {
+                "TABLE_NAME": table_name,
+                "EVENT_BUS_NAME": bus_name,
+                "RELEASE_QUEUE_URL": release_queue_url,
+            }
             if any(v is not None for v in overrides.values()):
                 env_vars = json.loads(Path(self.env_file).read_text("utf-8"))
                 env_vars["Parameters"] |= {k: v for k, v in overrides.items() if v is not None}
@@ -129,6 +138,17 @@ class StackInfo:
                 if isinstance(answer, dict):
                     return answer
         raise StackError(f"sam local invoke {function} gave no JSON answer:\n{proc.stdout}\n{proc.stderr}")
+
+    def invoke_worker(self, event: dict[str, Any], timeout: float = 120) -> Any:
+        """The release worker's answer to ``event``, from its warm container behind ``sam local
+        start-lambda`` (Lambda's Invoke API); raises ValueError when the invocation failed."""
+        if not self.lambda_url:
+            raise StackError("this local stack runs no release worker (sam local start-lambda)")
+        url = f"{self.lambda_url}/2015-03-31/functions/ReleaseWorkerFunction/invocations"
+        answer = requests.post(url, data=json.dumps(event), timeout=timeout)
+        if answer.status_code != 200 or answer.headers.get("X-Amz-Function-Error"):
+            raise ValueError(f"the invocation failed ({answer.status_code}): {answer.text[:500]}")
+        return answer.json()
 
     # --- the table, the secret and the event bus, through moto ------------------------------------
 
@@ -156,6 +176,13 @@ class StackInfo:
 
     def create_secret(self, name: str, platform: dict[str, str]) -> None:
         resources.create_secret(self.secretsmanager(), name, platform)
+
+    def sqs(self) -> Any:
+        return self._moto_client("sqs")
+
+    def create_release_queues(self, name: str, visibility_timeout: int = 10) -> tuple[str, str]:
+        """A release queue and its dead-letter queue (devtools.resources); returns both URLs."""
+        return resources.create_release_queues(self.sqs(), name, visibility_timeout)
 
     def create_bus(self, name: str) -> str:
         """An event bus, and a queue a rule sends everything this platform publishes on it to

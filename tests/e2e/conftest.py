@@ -25,13 +25,15 @@ def in_ci() -> bool:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
-    """One stack for the session: ``sam build`` once, one ``sam local start-api`` (warm containers)."""
+    """One stack for the session: ``sam build`` once, one ``sam local start-api`` (warm containers),
+    and the release worker behind ``sam local start-lambda``, fed from the release queue by its poller."""
     stack = LocalStack(
         work_dir=tmp_path_factory.mktemp("local-stack"),
         build_dir=ROOT / ".aws-sam" / "e2e" / "build",
         api_port=0,
         simulator_port=0,
         moto_port=0,
+        lambda_port=0,
         push_interval=0,  # tests push when they want
         table_name="wechat-component-e2e",
         bus_name="wechat-component-e2e",

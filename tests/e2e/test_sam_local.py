@@ -1,12 +1,14 @@
 """The real handlers in Lambda containers: WeChat's pushes and fans' messages through ``sam local
 start-api`` into the table and onto the event bus on moto, WeChat's full-network release test
-through it, an H5 page's web OAuth and JS-SDK configuration through it, and ``sam local invoke``
-with every file in events/."""
+through it, an H5 page's web OAuth and JS-SDK configuration through it, a Mini Program release
+through it and the release worker (``sam local start-lambda``, fed from the release queue by the
+stack's poller), and ``sam local invoke`` with every file in events/."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -240,6 +242,83 @@ def test_web_oauth_and_jssdk_through_start_api(local_stack: StackInfo) -> None:
     assert not [t for t in issued if t in seen], "an OAuth token WeChat issued left the callback"
 
 
+def _release(stack: StackInfo, release_id: str) -> dict[str, Any]:
+    answer = requests.get(stack.url("/wechat/releases/{release_id}", release_id=release_id), timeout=60)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def _wait_for_states(
+    stack: StackInfo, release_id: str, wanted: dict[str, str], seconds: float = 60
+) -> dict[str, Any]:
+    """The release once its accounts are in the ``wanted`` states (polled, bounded by ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        release = _release(stack, release_id)
+        states = {a["appid"]: a["state"] for a in release["accounts"]}
+        if states == wanted:
+            return release
+        assert "failed" not in states.values(), release["accounts"]
+        assert time.monotonic() < deadline, f"after {seconds:.0f}s: {states}, waiting for {wanted}"
+        time.sleep(0.5)
+
+
+@pytest.mark.usefixtures("wechat_authorizations_undone")
+def test_a_release_through_start_api_and_the_local_release_worker(local_stack: StackInfo) -> None:
+    """A template released to two Mini Programs through start-api: the worker in its container (sam
+    local start-lambda), fed from the release queue by the stack's poller, commits and submits both;
+    WeChat's reviewers approve one and reject the other, their events reach the message URL, and the
+    approved one is released. Each WeChat call is made once per account."""
+    _sim(local_stack, "/__sim/push/ticket")  # the code exchanges and the worker need the component token
+    approved, rejected = (
+        _sim(local_stack, "/__sim/accounts", kind="mini_program")["appid"] for _ in range(2)
+    )
+    for appid in (approved, rejected):
+        pushed = _sim(local_stack, "/__sim/query_auth_code", appid=appid, push=True)["push"]
+        assert (pushed["status"], pushed["body"]) == (200, "success"), pushed
+    reason = "e2e: 页面内容不完整"
+    _sim(local_stack, f"/__sim/accounts/{rejected}/audit_outcome", outcome="fail", reason=reason)
+    template = _sim(local_stack, "/__sim/templates", user_version="3.1.0", user_desc="e2e")["template_id"]
+
+    started = time.monotonic()
+    body = {"template_id": template, "user_version": "3.1.0", "appids": [approved, rejected]}
+    created = requests.post(local_stack.url("/wechat/releases"), json=body, timeout=60)
+    assert created.status_code == 202, created.text
+    release_id = created.json()["release_id"]
+    _wait_for_states(local_stack, release_id, {approved: "auditing", rejected: "auditing"})
+    submitted = time.monotonic() - started
+
+    for appid, event in ((approved, "weapp_audit_success"), (rejected, "weapp_audit_fail")):
+        (finished,) = _sim(local_stack, "/__sim/audits/finish", appid=appid)
+        assert (finished["event"], finished["http_status"]) == (event, 200), finished
+    release = _wait_for_states(local_stack, release_id, {approved: "released", rejected: "rejected"})
+    done = time.monotonic() - started
+    print(f"release {release_id}: both auditing after {submitted:.1f}s, released/rejected after {done:.1f}s")
+
+    assert release["counts"] == {"released": 1, "rejected": 1}
+    accounts = {a["appid"]: a for a in release["accounts"]}
+    assert accounts[rejected]["reason"] == reason
+    assert accounts[rejected]["screenshots"]
+    code = requests.get(f"{local_stack.simulator_url}/__sim/accounts/{approved}/code", timeout=30).json()
+    assert code["dev"]["template_id"] == template
+    assert code["dev"]["ext_json"] == {"extAppid": approved}
+    calls = {
+        appid: requests.get(
+            f"{local_stack.simulator_url}/__sim/accounts/{appid}/code_calls", timeout=30
+        ).json()
+        for appid in (approved, rejected)
+    }
+    assert calls == {
+        approved: {"commit": 1, "submit_audit": 1, "release": 1},
+        rejected: {"commit": 1, "submit_audit": 1},
+    }
+    # Everything was taken from the queue: nothing left, nothing in the dead-letter queue.
+    sqs = local_stack.sqs()
+    for queue in (local_stack.release_queue_url, local_stack.release_dlq_url):
+        attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+        assert attributes["ApproximateNumberOfMessages"] == "0", (queue, attributes)
+
+
 def test_every_event_file_has_an_expectation() -> None:
     files = sorted(p.name for p in (ROOT / "events").glob("*.json") if p.name != "expected.json")
     assert files == sorted(EXPECTED)
@@ -258,6 +337,9 @@ def test_event_file_through_sam_local_invoke(local_stack: StackInfo, name: str) 
     table = f"e2e-{uuid.uuid4().hex[:10]}"
     local_stack.create_table(table)
     local_stack.create_bus(table)
+    # A release queue of its own too: what the file makes the function send stays out of the stack's
+    # queue, whose poller would hand it to the worker of the stack's table.
+    release_queue, _ = local_stack.create_release_queues(f"{table}-releases")
     environment = service_environment(
         moto_url=local_stack.moto_url,
         simulator_url=local_stack.simulator_url,
@@ -265,10 +347,17 @@ def test_event_file_through_sam_local_invoke(local_stack: StackInfo, name: str) 
         component_appid=local_stack.component_appid,
         secret_name=local_stack.secret_name,
         event_bus_name=table,
+        release_queue_url=release_queue,
     )
     with service_context(environment):
         prepare(spec.get("setup", []), local_stack.simulator_url, invoke_in_process)
-    answer = local_stack.invoke(spec["function"], ROOT / "events" / name, table_name=table, bus_name=table)
+    answer = local_stack.invoke(
+        spec["function"],
+        ROOT / "events" / name,
+        table_name=table,
+        bus_name=table,
+        release_queue_url=release_queue,
+    )
     check_answer(spec, answer)
     with service_context(environment):
         verify(spec.get("then", []))

@@ -61,8 +61,8 @@ def sample_simulator() -> Iterator[Simulator]:
 
 @pytest.fixture
 def sample_service(moto_server: object, sample_simulator: Simulator) -> Iterator[Resources]:
-    """The service configured as local/env.json configures it, with a table and an event bus (and
-    the queue subscribed to it) of its own."""
+    """The service configured as local/env.json configures it, with a table, an event bus (and the
+    queue subscribed to it) and a release queue of its own."""
     sample = sample_simulator.state.platform
     resources = create_resources(
         {"appsecret": sample.appsecret, "token": sample.token, "encoding_aes_key": sample.encoding_aes_key},
@@ -75,6 +75,7 @@ def sample_service(moto_server: object, sample_simulator: Simulator) -> Iterator
             "COMPONENT_APPID": sample.appid,
             "COMPONENT_SECRET_ID": resources.secret_name,
             "EVENT_BUS_NAME": resources.bus_name,
+            "RELEASE_QUEUE_URL": resources.release_queue_url,
             "WECHAT_API_BASE": sample_simulator.url,
             "WECHAT_MP_BASE": sample_simulator.url,
             "WECHAT_OPEN_BASE": sample_simulator.url,

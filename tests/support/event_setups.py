@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,9 +40,12 @@ from devtools.samples import (
     SAMPLE_OFFICIAL_ACCOUNT_USER_NAME,
     SAMPLE_OPENID,
     SAMPLE_PAGE_STATE,
+    SAMPLE_RELEASE_ID,
     SAMPLE_SESSION_KEY,
     SAMPLE_SESSION_TOKEN,
     SAMPLE_STATE,
+    SAMPLE_TEMPLATE_DESC,
+    SAMPLE_TEMPLATE_VERSION,
     SAMPLE_TICKET,
     SAMPLE_UNIONID,
 )
@@ -199,6 +203,71 @@ def no_ticket(simulator_url: str, invoke: Invoke) -> None:
         _store().table.delete(sk)
 
 
+def _sample_template_id(simulator_url: str) -> int:
+    """The sample template's id in WeChat's template library (the simulator's): the one listed
+    (``gettemplatelist`` with the component token, as the service lists it), else a new one."""
+    from wechat_core import runtime
+    from wechat_core.features.tokens import ComponentToken
+
+    for listed in runtime.wxa_api().templates(ComponentToken()):
+        if (listed.get("user_version"), listed.get("user_desc")) == (
+            SAMPLE_TEMPLATE_VERSION,
+            SAMPLE_TEMPLATE_DESC,
+        ):
+            return int(listed["template_id"])
+    answer = requests.post(
+        simulator_url + "/__sim/templates",
+        json={"user_version": SAMPLE_TEMPLATE_VERSION, "user_desc": SAMPLE_TEMPLATE_DESC},
+        timeout=30,
+    )
+    assert answer.status_code == 201, f"/__sim/templates: {answer.status_code} {answer.text}"
+    return int(answer.json()["template_id"])
+
+
+def template(simulator_url: str, invoke: Invoke) -> None:
+    """The sample template is in the platform's template library at WeChat (needs the ticket step:
+    listing the library takes the component token)."""
+    _sample_template_id(simulator_url)
+
+
+def release(simulator_url: str, invoke: Invoke) -> None:
+    """The sample release: the sample template to the sample Mini Program (after ``ticket`` and
+    ``authorization``), stored as ``POST /wechat/releases`` stores it, fanned out (its account
+    queued, waiting for the commit message), as again after a repeat of this step."""
+    from wechat_core import clock
+    from wechat_core.store.keys import release_account_sk, release_pk, release_sk
+
+    template_id = _sample_template_id(simulator_url)
+    now = clock.now()
+    table = _store().table
+    release_item = {
+        "kind": "release",
+        "release_id": SAMPLE_RELEASE_ID,
+        "template_id": template_id,
+        "user_version": SAMPLE_TEMPLATE_VERSION,
+        "user_desc": SAMPLE_TEMPLATE_DESC,
+        "ext_json": {},
+        "audit": {},
+        "privacy": {},
+        "domains": {},
+        "auto_release": True,
+        "target": "list",
+        "appids": [SAMPLE_MINI_PROGRAM],
+        "created_at": now,
+        "fanout_done_at": now,
+    }
+    table.put(release_sk(SAMPLE_RELEASE_ID), release_item)
+    account = {
+        "appid": SAMPLE_MINI_PROGRAM,
+        "release_id": SAMPLE_RELEASE_ID,
+        "state": "queued",
+        "created_at": now,
+        "changed_at": now,
+    }
+    pk = release_pk(table.component_appid, SAMPLE_RELEASE_ID)
+    table.put(release_account_sk(SAMPLE_MINI_PROGRAM), account, pk=pk)
+
+
 STEPS: dict[str, Callable[[str, Invoke], None]] = {
     "ticket": ticket,
     "authorization_code": authorization_code,
@@ -212,6 +281,8 @@ STEPS: dict[str, Callable[[str, Invoke], None]] = {
     "authorizer_due": authorizer_due,
     "authorization_lost": authorization_lost,
     "no_ticket": no_ticket,
+    "template": template,
+    "release": release,
 }
 
 
@@ -305,8 +376,6 @@ def ticket_push_requested() -> None:
 def _published() -> list[dict[str, Any]]:
     """What the service published on its bus (EVENT_BUS_NAME) since last read, from the queue a rule
     subscribes to that bus (devtools.resources.create_bus_and_queue), through moto."""
-    import os
-
     import boto3
 
     from devtools.project import REGION
@@ -325,8 +394,6 @@ def nothing_published() -> None:
 
 def message_published_once() -> None:
     """The sample fan's text to the sample Mini Program is on the bus, once, with what WeChat sent."""
-    import os
-
     published = _published()
     assert len(published) == 1, f"{len(published)} events published, expected 1: {published}"
     entry = published[0]
@@ -345,6 +412,54 @@ def message_published_once() -> None:
     assert detail["fields"].get("Content") == SAMPLE_MESSAGE_CONTENT, detail["fields"]
 
 
+def _release_messages() -> list[dict[str, Any]]:
+    """The messages waiting in the service's release queue (RELEASE_QUEUE_URL), taken from it."""
+    import boto3
+
+    from devtools.project import REGION
+    from devtools.resources import receive_all
+
+    queue = os.environ.get("RELEASE_QUEUE_URL", "")
+    assert queue, "RELEASE_QUEUE_URL is not set: no release queue to read"
+    return receive_all(boto3.client("sqs", region_name=REGION), queue)
+
+
+def nothing_queued() -> None:
+    queued = _release_messages()
+    assert not queued, f"{len(queued)} message(s) on the release queue: {queued}"
+
+
+def release_fanout_queued() -> None:
+    """The release is stored, for the sample Mini Program, and its fan-out is queued, once."""
+    queued = _release_messages()
+    assert [m.get("step") for m in queued] == ["fanout"], queued
+    stored = _store().releases.get(str(queued[0]["release_id"]))
+    assert stored is not None, f"no release {queued[0]['release_id']} stored"
+    assert (stored.get("target"), stored.get("appids")) == ("list", [SAMPLE_MINI_PROGRAM]), stored
+
+
+def release_account_committed() -> None:
+    """The sample Mini Program's account of the sample release moved to ``committed`` (claim given
+    back), WeChat holds the commit (the sample template, ext_json naming the account), and the
+    account's submit message is queued, once."""
+    account = _store().releases.account(SAMPLE_RELEASE_ID, SAMPLE_MINI_PROGRAM)
+    assert account is not None, "the sample release has no account for the sample Mini Program"
+    assert account.get("state") == "committed", account
+    assert "claim_owner" not in account, account
+    assert _release_messages() == [
+        {"step": "submit", "release_id": SAMPLE_RELEASE_ID, "appid": SAMPLE_MINI_PROGRAM}
+    ]
+    release_item = _store().releases.get(SAMPLE_RELEASE_ID) or {}
+    simulator = os.environ["WECHAT_API_BASE"]
+    code = requests.get(f"{simulator}/__sim/accounts/{SAMPLE_MINI_PROGRAM}/code", timeout=30).json()
+    dev = code.get("dev") or {}
+    assert (dev.get("template_id"), dev.get("user_version")) == (
+        int(release_item["template_id"]),
+        SAMPLE_TEMPLATE_VERSION,
+    ), dev
+    assert dev.get("ext_json") == {"extAppid": SAMPLE_MINI_PROGRAM}, dev
+
+
 CHECKS: dict[str, Callable[[], None]] = {
     "ticket_stored": ticket_stored,
     "no_ticket_stored": no_ticket_stored,
@@ -357,6 +472,9 @@ CHECKS: dict[str, Callable[[], None]] = {
     "ticket_push_requested": ticket_push_requested,
     "nothing_published": nothing_published,
     "message_published_once": message_published_once,
+    "nothing_queued": nothing_queued,
+    "release_fanout_queued": release_fanout_queued,
+    "release_account_committed": release_account_committed,
 }
 
 
@@ -394,10 +512,11 @@ def service_environment(
     component_appid: str,
     secret_name: str,
     event_bus_name: str = "",
+    release_queue_url: str = "",
 ) -> dict[str, str]:
     """The environment under which the service's code, in this process, uses that table, moto and
-    simulator (and that event bus, whose queue the checks read), configured as local/env.json
-    configures ``make local``."""
+    simulator (and that event bus, whose queue the checks read, and that release queue), configured
+    as local/env.json configures ``make local``."""
     from devtools.project import ROOT
     from devtools.resources import aws_environment
 
@@ -407,6 +526,7 @@ def service_environment(
         "COMPONENT_APPID": component_appid,
         "COMPONENT_SECRET_ID": secret_name,
         "EVENT_BUS_NAME": event_bus_name,
+        "RELEASE_QUEUE_URL": release_queue_url,
         "WECHAT_API_BASE": simulator_url,
         "WECHAT_MP_BASE": simulator_url,
         "WECHAT_OPEN_BASE": simulator_url,
@@ -460,6 +580,14 @@ def _subset(expected: Any, actual: Any, where: str) -> None:
         assert actual == expected, f"{where}: {actual!r} != {expected!r}"
 
 
+def _holds(expected: Any, actual: Any) -> bool:
+    try:
+        _subset(expected, actual, "item")
+    except AssertionError:
+        return False
+    return True
+
+
 def _passive_reply(body: str) -> dict[str, Any]:
     """The fields of an encrypted passive reply, as WeChat reads it: ``<xml><Encrypt/><MsgSignature/>
     <TimeStamp/><Nonce/></xml>``, signed with the platform's token, encrypted for the platform."""
@@ -488,6 +616,8 @@ def check_answer(spec: dict[str, Any], answer: dict[str, Any]) -> None:
     - ``body_keys``: the JSON body's field names, exactly;
     - ``body_match``: fields of the JSON body, each a regular expression its value must match in full;
     - ``body_contains``: texts the (text) body must contain;
+    - ``body_includes``: lists in the JSON body, each given item matched (as ``body``) by one of
+      the list's items, whatever else the list holds;
     - ``encrypted_reply``: fields of the passive reply in the body, exactly: the envelope's
       MsgSignature checked and its Encrypt decrypted with the sample platform.
     """
@@ -500,11 +630,16 @@ def check_answer(spec: dict[str, Any], answer: dict[str, Any]) -> None:
         assert text in str(answer.get("body")), f"{text!r} not in {answer.get('body')!r}"
     if "encrypted_reply" in spec:
         _subset(spec["encrypted_reply"], _passive_reply(str(answer.get("body"))), "reply")
-    if not {"body", "body_keys", "body_match"} & set(spec):
+    if not {"body", "body_keys", "body_match", "body_includes"} & set(spec):
         return
     body = json.loads(answer["body"])
     if "body" in spec:
         _subset(spec["body"], body, "body")
+    for name, wanted in spec.get("body_includes", {}).items():
+        listed = body.get(name)
+        assert isinstance(listed, list), f"body.{name}: {listed!r} is not a list"
+        for item in wanted:
+            assert any(_holds(item, got) for got in listed), f"body.{name}: no item holds {item}: {listed}"
     if "body_keys" in spec:
         assert sorted(body) == sorted(spec["body_keys"]), body
     for name, pattern in spec.get("body_match", {}).items():
