@@ -4,6 +4,7 @@ run this short mean nothing, and no figure is judged here; `make bench` is where
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -39,3 +40,20 @@ def test_import_benchmark_covers_every_function() -> None:
     out = run("bench/import_bench.py", "--rounds", "1")
     for name in ("CallbackFunction", "PreAuthFunction", "RefresherFunction", "bare Powertools handler"):
         assert name in out
+
+
+def test_release_benchmark_submits_every_mini_program_once() -> None:
+    out = run("bench/release_bench.py", "--accounts", "20", "--workers", "2")
+    assert "commit and submit: 20 Mini Programs, 2 workers" in out
+    assert "time, POST to the last account auditing" in out
+    assert re.search(r"^per account +POST +fanout +commit +submit +poller +all$", out, re.MULTILINE), out
+    for row in ("WeChat commit", "WeChat submit_audit", "DynamoDB, all requests", "SQS, all requests"):
+        assert re.search(rf"^{row} ", out, re.MULTILINE), row
+    for line in (
+        "PASS every Mini Program auditing (20/20)",
+        "PASS every Mini Program: commit once, submit_audit once, nothing else (20/20)",
+        "PASS no Official Account touched (0/2 touched)",
+        "PASS nothing in the dead-letter queue (0)",
+    ):
+        assert line in out
+    assert "FAIL" not in out
