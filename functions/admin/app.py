@@ -39,7 +39,7 @@ def redeem() -> dict[str, Any]:
 
 @app.get("/wechat/authorizers")
 def authorizers() -> dict[str, Any]:
-    query = app.current_event.query_string_parameters or {}
+    query = web.query(app.current_event, ("limit", "next"))
     try:
         limit = int(query.get("limit", "100"))
     except ValueError:

@@ -21,7 +21,7 @@ web.install_error_handler(app, logger)
 @app.post("/wechat/component/events")
 def component_events_route() -> Response[str]:
     event = app.current_event
-    component_events.handle_component_push(event.query_string_parameters or {}, web.raw_body(event))
+    component_events.handle_component_push(web.unique_query(event), web.raw_body(event))
     return Response(status_code=200, content_type=content_types.TEXT_PLAIN, body="success")
 
 

@@ -21,9 +21,7 @@ web.install_error_handler(app, logger)
 @app.post("/wechat/authorizers/<appid>/messages")
 def messages_route(appid: str) -> Response[str]:
     event = app.current_event
-    answer = account_messages.handle_account_message(
-        appid, event.query_string_parameters or {}, web.raw_body(event)
-    )
+    answer = account_messages.handle_account_message(appid, web.unique_query(event), web.raw_body(event))
     content_type = "application/xml" if answer.xml else content_types.TEXT_PLAIN
     return Response(status_code=200, content_type=content_type, body=answer.body)
 

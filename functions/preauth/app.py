@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,10 +21,23 @@ tracer = Tracer(patch_modules=tracing.PATCHED_MODULES)
 metrics = Metrics()
 web.install_error_handler(app, logger)
 
+# What the authorization page reads (a signed link's fields, expiry and signature included).
+AUTHORIZE_PARAMETERS = (
+    "auth_type",
+    "biz_appid",
+    "category_list",
+    "category_id_list",
+    "mobile",
+    "format",
+    "expires",
+    "signature",
+)
+AUTH_CODE = re.compile(r"[\x21-\x7e]+")  # WeChat's codes are printable ASCII without spaces
+
 
 @app.get("/wechat/component/authorize")
 def authorize() -> Response[Any]:
-    query = app.current_event.query_string_parameters or {}
+    query = web.query(app.current_event, AUTHORIZE_PARAMETERS)
     onboarding.check_link_access(query)
     answer = query.get("format", "html")
     if answer not in ("html", "json", "redirect"):
@@ -59,8 +73,11 @@ def authorize() -> Response[Any]:
 
 @app.get("/wechat/component/authorized")
 def authorized() -> Response[Any]:
-    query = app.current_event.query_string_parameters or {}
-    result = onboarding.finish_redirect(query.get("state"), query.get("auth_code"))
+    query = web.query(app.current_event, ("state", "auth_code"))
+    code = query.get("auth_code")
+    if code and not AUTH_CODE.fullmatch(code):
+        raise BadRequest("malformed auth_code")  # no WeChat call for what cannot be a code
+    result = onboarding.finish_redirect(query.get("state"), code)
     target = runtime.settings().authorized_redirect_url
     if target:
         separator = "&" if "?" in target else "?"

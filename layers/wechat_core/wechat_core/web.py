@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from wechat_core import runtime
 from wechat_core.errors import (
     BadRequest,
     ConfigurationError,
+    NotFound,
     PayloadTooLarge,
     ServiceError,
     UnsupportedMediaType,
@@ -48,7 +50,9 @@ def json_body(event: BaseProxyEvent, limit: int) -> dict[str, Any]:
         raise UnsupportedMediaType("Content-Type must be application/json")
     raw = raw_body(event, limit=limit)
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise BadRequest("body is nested too deeply") from None
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -56,10 +60,32 @@ def json_body(event: BaseProxyEvent, limit: int) -> dict[str, Any]:
     return body
 
 
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON has not got (RFC 8259) and no store keeps.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: valid JSON, but no number any consumer can hold
+        raise ValueError("number out of range")
+    return value
+
+
 def header(event: BaseProxyEvent, name: str) -> str:
     """A request header by case-insensitive name, or ""."""
     wanted = name.lower()
     return next((v for k, v in (event.headers or {}).items() if k.lower() == wanted), "")
+
+
+def unique_query(event: BaseProxyEvent) -> dict[str, str]:
+    """Every query parameter, each given at most once: a repeated one (which value counts would
+    depend on who reads it) is a 4xx."""
+    multi = event.multi_value_query_string_parameters or {}
+    repeated = sorted(name for name, values in multi.items() if len(values) > 1)
+    if repeated:
+        raise BadRequest(f"query parameter {repeated[0]} given more than once")
+    return dict(event.query_string_parameters or {})
 
 
 def query(event: BaseProxyEvent, names: tuple[str, ...], max_chars: int = 4096) -> dict[str, str]:
@@ -147,6 +173,12 @@ def error_response(error: ServiceError) -> Response[Any]:
 
 def install_error_handler(app: APIGatewayRestResolver, logger: Logger) -> None:
     """Map every ``ServiceError`` to its status with a short reason; log it without secrets."""
+
+    @app.not_found
+    def _no_route(_: Exception) -> Response[Any]:
+        # A path parameter with characters the route patterns do not take (NUL, a newline, bytes
+        # that are not UTF-8): no route matches. Answered like every other refusal, with a reason.
+        return error_response(NotFound("no such resource"))
 
     @app.exception_handler(ServiceError)  # type: ignore[untyped-decorator]
     def _handle(error: ServiceError) -> Response[Any]:
