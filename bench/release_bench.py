@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -75,6 +75,7 @@ from devtools import moto_launcher, template
 from devtools.events import LambdaContext, rest_event
 from devtools.ports import free_port
 from devtools.project import REGION, ROOT
+from devtools.release_poller import sqs_event
 from devtools.resources import (
     MotoServer,
     Resources,
@@ -263,30 +264,6 @@ def load_module(code_uri: str, name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def sqs_event(messages: Sequence[Mapping[str, Any]], queue_url: str) -> dict[str, Any]:
-    """The event Lambda builds for a batch of received messages."""
-    account, name = queue_url.rstrip("/").split("/")[-2:]
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {
-                    "ApproximateReceiveCount": m.get("Attributes", {}).get("ApproximateReceiveCount", "1"),
-                    "SentTimestamp": "0",
-                },
-                "messageAttributes": {},
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:{account}:{name}",
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
 
 
 class Worker:

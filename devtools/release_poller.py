@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -45,7 +45,7 @@ def queue_arn(url: str) -> str:
     return f"arn:aws:sqs:{REGION}:{account}:{name}"
 
 
-def sqs_event(messages: list[dict[str, Any]], queue_url: str) -> dict[str, Any]:
+def sqs_event(messages: Sequence[Mapping[str, Any]], queue_url: str) -> dict[str, Any]:
     """The event Lambda's SQS event source gives the function for received ``messages``."""
     return {
         "Records": [

@@ -502,3 +502,22 @@ def test_token_service_bad_requests(
     assert (answer.status_code, answer.json()) == (status, {"error": reason})
     assert service.snapshot() == before
     assert calls(simulator, "api_authorizer_token") == 0
+
+
+@pytest.mark.parametrize(
+    "fault", [{"errcode": 45009}, {"http_status": 502, "times": 3}], ids=["quota", "5xx"]
+)
+def test_a_due_token_still_valid_is_served_when_its_refresh_fails(
+    appid: str, simulator: Simulator, fault: dict[str, Any]
+) -> None:
+    """WeChat honours a token until it expires: a failed refresh of one that is due (15 minutes
+    ahead) but still valid does not make its callers fail meanwhile; the next caller tries again."""
+    make_due(appid, expires_in=600)
+    stored = authorizer(appid)["access_token"]
+    add_fault(simulator, api="api_authorizer_token", **fault)
+    tokens.metrics.clear_metrics()
+    assert AuthorizerToken(appid).get() == stored
+    assert "TokenServedUnrefreshed" in tokens.metrics.metric_set  # flushed by the handler's decorator
+    assert authorizer(appid)["access_token"] == stored
+    assert "lease_owner" not in authorizer(appid)  # given back: the next caller refreshes
+    assert AuthorizerToken(appid).get() != stored

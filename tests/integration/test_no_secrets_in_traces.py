@@ -190,9 +190,10 @@ def a_day_of_the_service(traced: TracedService, simulator: Simulator) -> None:
     make_due(mini)
     add_fault(simulator, api="api_authorizer_token", drop=True, times=3)
     traced.call("GET", f"/wechat/authorizers/{mini}/token", 502)
-    # WeChat refuses the refresh token (61023).
+    # WeChat refuses the refresh token (61023), and again when it is tried once more (WeChat still
+    # lists it as current).
     make_due(official)
-    add_fault(simulator, api="api_authorizer_token", errcode=61023)
+    add_fault(simulator, api="api_authorizer_token", errcode=61023, times=2)
     traced.call("GET", f"/wechat/authorizers/{official}/token", 502)
     # 4xx: a login code used twice, an unknown session, an unknown authorizer, a bad link request,
     # a push carrying a fresh ticket under a forged signature.

@@ -16,6 +16,7 @@ import requests
 from wechat_core.features import releases
 from wechat_simulator import Simulator
 
+from devtools.release_poller import sqs_event
 from devtools.resources import Resources
 from tests.conftest import FixedClock
 from tests.support import release_queue
@@ -137,7 +138,7 @@ def _duplicated(messages: list[dict[str, Any]]) -> None:
 
     def worker(batch: list[dict[str, Any]]) -> None:
         barrier.wait()
-        event = release_queue.sqs_event(batch, release_queue_url())
+        event = sqs_event(batch, release_queue_url())
         release_queue.invoke(event)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -265,5 +266,4 @@ def test_the_template_library(platform_ready: Gateway, simulator: Simulator) -> 
     gone = requests.delete(f"{gateway.url}/wechat/templates/{made['template_id']}", timeout=10)
     assert gone.json() == {"deleted": made["template_id"]}
     again = requests.delete(f"{gateway.url}/wechat/templates/{made['template_id']}", timeout=10)
-    assert again.status_code == 502  # WeChat's 85064, by its meaning
-    assert "85064" in again.json()["error"]
+    assert (again.status_code, again.json()) == (404, {"error": "no such template"})  # WeChat's 85064

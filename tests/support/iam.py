@@ -184,7 +184,9 @@ class FunctionPolicy:
 
 
 @cache
-def _policy(function: str, table_name: str, secret_name: str, bus_name: str, queue_name: str = "") -> FunctionPolicy:
+def _policy(
+    function: str, table_name: str, secret_name: str, bus_name: str, queue_name: str = ""
+) -> FunctionPolicy:
     values = {
         "Table": table_name,
         "ComponentSecretName": secret_name,

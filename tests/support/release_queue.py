@@ -13,37 +13,13 @@ from typing import Any
 import boto3
 
 from devtools.events import LambdaContext
-from devtools.resources import REGION
+from devtools.project import REGION
+from devtools.release_poller import sqs_event
 from tests.support.lambdas import load_function
 
 
 def _sqs() -> Any:
     return boto3.client("sqs", region_name=REGION)
-
-
-def _queue_arn(url: str) -> str:
-    account, name = url.rstrip("/").split("/")[-2:]
-    return f"arn:aws:sqs:{REGION}:{account}:{name}"
-
-
-def sqs_event(messages: list[dict[str, Any]], queue_url: str) -> dict[str, Any]:
-    """The event Lambda builds for a batch of received messages."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-                "messageAttributes": {},
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": _queue_arn(queue_url),
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
 
 
 def invoke(event: dict[str, Any]) -> dict[str, Any]:

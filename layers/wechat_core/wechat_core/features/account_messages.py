@@ -45,6 +45,7 @@ metrics = Metrics()
 RELEASE_TEST_BUDGET_SECONDS = 4.0
 # WeChat re-sends for about 15 s (3 tries 5 s apart); keys are kept far longer than that.
 DELIVERY_KEY_SECONDS = 3600
+DELIVERY_KEY_RELEASE_ATTEMPTS = 3
 
 
 class WrongAccount(Forbidden):
@@ -112,14 +113,32 @@ def handle_account_message(appid: str, query: Mapping[str, str], body: bytes) ->
             DETAIL_TYPE_EVENT if message.msg_type == "event" else DETAIL_TYPE_MESSAGE, detail(appid, message)
         )
     except Exception:  # the bus refused, or the release store or queue failed
-        deliveries.release("message", key)  # WeChat's re-send is processed instead
         metrics.add_metric("MessagePublishFailed", MetricUnit.Count, 1)
         logger.error("message not processed; WeChat will re-send it", extra=_summary(appid, message))
+        _forget_delivery(key, appid, message)  # WeChat's re-send is processed instead
         raise
     metrics.add_metric("MessagePublished", MetricUnit.Count, 1)
     if isinstance(message, AuditEvent):
         _record_audit(appid, message)
     return SUCCESS
+
+
+def _forget_delivery(key: str, appid: str, message: AccountMessage) -> None:
+    """Remove the key of a delivery that was not published. A key left behind makes WeChat's
+    re-sends look published, and the message is lost: so the delete is tried again (each attempt
+    after botocore's own retries), and if it still fails, that is counted and logged."""
+    for attempt in range(DELIVERY_KEY_RELEASE_ATTEMPTS):
+        try:
+            runtime.store().deliveries.release("message", key)
+            return
+        except Exception:
+            if attempt == DELIVERY_KEY_RELEASE_ATTEMPTS - 1:
+                metrics.add_metric("DeliveryKeyNotReleased", MetricUnit.Count, 1)
+                logger.exception(
+                    "delivery key of an unpublished message not removed: WeChat's re-sends of it "
+                    "will be answered without publishing",
+                    extra=_summary(appid, message),
+                )
 
 
 def detail(appid: str, message: AccountMessage) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from wechat_core import clock, runtime
-from wechat_core.errors import AppIdMismatch, Conflict, ReplayedNonce, WeChatCodeInvalid
+from wechat_core.errors import AppIdMismatch, BadRequest, Conflict, ReplayedNonce, WeChatCodeInvalid
 from wechat_core.features import onboarding
 from wechat_core.protocol import push
+from wechat_core.protocol.ids import is_appid
 from wechat_core.protocol.messages import (
     Authorized,
     ComponentEvent,
@@ -45,6 +46,9 @@ def handle_component_push(query: Mapping[str, str], body: bytes) -> dict[str, An
     event = parse_component_event(opened.plaintext)
     if event.app_id != component_appid:
         raise AppIdMismatch
+    named = getattr(event, "authorizer_appid", None)
+    if named is not None and not is_appid(named):  # it becomes part of our keys
+        raise BadRequest("malformed AuthorizerAppid")
     if not isinstance(event, ComponentVerifyTicket):
         claim = runtime.store().deliveries.claim(
             "component-push",

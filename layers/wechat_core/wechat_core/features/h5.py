@@ -175,9 +175,14 @@ def callback(appid: str, code: str | None, state: str | None, wechat_appid: str 
         return page_with(page, {"error": "server_error", **back})
     ticket = secrets.token_urlsafe(32)
     now = clock.now()
-    runtime.store().transient.put_identity(
-        ticket, {**identity, "authorized_at": int(now)}, TICKET_TTL_SECONDS, now
-    )
+    try:
+        runtime.store().transient.put_identity(
+            ticket, {**identity, "authorized_at": int(now)}, TICKET_TTL_SECONDS, now
+        )
+    except Exception as error:  # the table refused: the code is used, the page must start again
+        metrics.add_metric("OAuthFailed", MetricUnit.Count, 1)
+        logger.error("web OAuth identity not stored", extra={"appid": appid, "error": type(error).__name__})
+        return page_with(page, {"error": "server_error", **back})
     metrics.add_metric(f"OAuthCompleted.{scope}", MetricUnit.Count, 1)
     return page_with(page, {"ticket": ticket, **back})
 

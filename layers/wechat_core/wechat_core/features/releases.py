@@ -68,6 +68,11 @@ MAX_APPIDS = 5000
 MAX_USER_VERSION = 64
 MAX_USER_DESC = 1024
 MAX_OPTIONS_BYTES = 32 * 1024
+# The options objects are stored in the release's item: DynamoDB keeps 32 levels of nesting and
+# numbers of 38 digits between 1e-130 and 1e126 in magnitude; deeper or other ones are refused here.
+MAX_OPTIONS_DEPTH = 16
+MAX_ID = 10**12 - 1  # draft and template ids: the path's TEMPLATE_ID takes 12 digits as well
+NO_SUCH_TEMPLATE = 85064  # addtotemplate of an unknown draft, deletetemplate of an unknown template
 RETRY_BASE_SECONDS = 60
 RELEASE_ID = re.compile(r"[0-9]{10}-[0-9a-f]{8}")
 TEMPLATE_ID = re.compile(r"[0-9]{1,12}")
@@ -92,6 +97,10 @@ MEANINGS = {
     86000: "no audit to ask about",
 }
 _RATE_LIMITS = (WeChatQuotaExceeded, WeChatRateLimited, WeChatBusy)
+# Refusals of the platform as a whole, not of the account (61004: the caller's IP is not on the
+# platform's whitelist): the message is delivered again, and after five tries it waits in the
+# dead-letter queue for the operator to fix the setting and redrive it; no account fails for it.
+PLATFORM_REFUSALS = frozenset({61004})
 ACCOUNT_FIELDS = (
     "appid",
     "state",
@@ -144,7 +153,7 @@ def drafts() -> dict[str, Any]:
 
 def _whole_number(body: Mapping[str, Any], name: str, *, default: int | None = None) -> int:
     value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
         raise BadRequest(f"{name} must be a whole number")
     return value
 
@@ -157,14 +166,24 @@ def add_template(body: Mapping[str, Any]) -> dict[str, Any]:
     template_type = _whole_number(body, "template_type", default=0)
     if template_type not in (0, 1):
         raise BadRequest("template_type must be 0 (ordinary) or 1 (standard)")
-    runtime.wxa_api().add_to_template(draft_id, template_type, ComponentToken())
+    try:
+        runtime.wxa_api().add_to_template(draft_id, template_type, ComponentToken())
+    except WeChatError as error:
+        if error.errcode == NO_SUCH_TEMPLATE:
+            raise NotFound("no such draft") from None
+        raise
     return {"added": draft_id}
 
 
 def delete_template(template_id: str) -> dict[str, Any]:
     if not TEMPLATE_ID.fullmatch(template_id):
         raise BadRequest("template_id must be a whole number")
-    runtime.wxa_api().delete_template(int(template_id), ComponentToken())
+    try:
+        runtime.wxa_api().delete_template(int(template_id), ComponentToken())
+    except WeChatError as error:
+        if error.errcode == NO_SUCH_TEMPLATE:
+            raise NotFound("no such template") from None
+        raise
     return {"deleted": int(template_id)}
 
 
@@ -175,9 +194,29 @@ def _object(body: Mapping[str, Any], name: str) -> dict[str, Any]:
     value = body.get(name, {})
     if not isinstance(value, dict):
         raise BadRequest(f"{name} must be a JSON object")
+    _storable(value, name, 1)
     if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_OPTIONS_BYTES:
         raise BadRequest(f"{name} is over {MAX_OPTIONS_BYTES} bytes")
     return value
+
+
+def _storable(value: Any, name: str, depth: int) -> None:
+    """Refuse what the release's item could not hold (a 4xx, not DynamoDB's refusal as a 5xx)."""
+    if depth > MAX_OPTIONS_DEPTH:
+        raise BadRequest(f"{name} is nested more than {MAX_OPTIONS_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for inner in value.values():
+            _storable(inner, name, depth + 1)
+    elif isinstance(value, list):
+        for inner in value:
+            _storable(inner, name, depth + 1)
+    elif isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    elif isinstance(value, int):
+        if abs(value) >= 10**38:
+            raise BadRequest(f"{name} holds a number of more than 38 digits")
+    elif isinstance(value, float) and value != 0 and not 1e-130 <= abs(value) < 1e126:
+        raise BadRequest(f"{name} holds a number out of range")
 
 
 def _targets(body: Mapping[str, Any]) -> tuple[str, list[str]]:
@@ -194,8 +233,7 @@ def _targets(body: Mapping[str, Any]) -> tuple[str, list[str]]:
         raise BadRequest("appids must be a non-empty list")
     if len(appids) > MAX_APPIDS:
         raise BadRequest(f"at most {MAX_APPIDS} appids; use all: true for more")
-    bad = next((a for a in appids if not is_appid(a)), None)
-    if bad is not None:
+    if not all(is_appid(a) for a in appids):  # null among them too
         raise BadRequest("appids must be wx + 16 characters each")
     return "list", list(dict.fromkeys(appids))
 
@@ -600,6 +638,14 @@ def _step_failed(
             extra={"release_id": release_id, "appid": appid, "step": message.get("step"), "delay": delay},
         )
         return
+    if isinstance(error, WeChatError) and error.errcode in PLATFORM_REFUSALS:
+        releases.unclaim(release_id, appid, owner)
+        metrics.add_metric("ReleaseStepRefusedForThePlatform", MetricUnit.Count, 1)
+        logger.error(
+            "WeChat refused the platform itself; the step will be delivered again",
+            extra={"release_id": release_id, "appid": appid, "errcode": error.errcode},
+        )
+        raise error
     if isinstance(error, WeChatError):
         values: dict[str, Any] = {
             "errcode": error.errcode,

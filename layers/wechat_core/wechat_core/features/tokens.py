@@ -32,7 +32,6 @@ from wechat_core.errors import (
     LeaseExpired,
     NotFound,
     NoTicket,
-    ServiceError,
     TokenBusy,
     UpstreamError,
     WeChatNotAuthorized,
@@ -138,12 +137,30 @@ class LeasedToken:
                     active_only=self.active_only,
                 )
                 if leased is not None:
-                    return self._refresh(leased)
+                    return self._refresh_or_serve(leased, item if valid else None)
                 continue  # someone else took it between our read and our write: read again
             if time.monotonic() > give_up_at:
                 metrics.add_metric("TokenWaitTimeout", MetricUnit.Count, 1)
                 raise TokenBusy
             time.sleep(random.uniform(0.05, 0.15))  # noqa: S311 - jitter, not security
+
+    def _refresh_or_serve(
+        self, leased: dict[str, Any], still_valid: dict[str, Any] | None
+    ) -> tuple[str, float]:
+        """Refresh under the lease; when that fails (WeChat refusing or unreachable, the account
+        to authorize again, the table refusing the write) a token that is due but still valid is
+        served instead: WeChat honours it until it expires, so callers keep working meanwhile and
+        the next caller tries again. A revoked account's token is gone already."""
+        try:
+            return self._refresh(leased)
+        except Exception:
+            if still_valid is None or not _is_valid(still_valid, clock.now(), self.value_field):
+                raise
+            metrics.add_metric("TokenServedUnrefreshed", MetricUnit.Count, 1)
+            logger.warning(
+                "refresh failed; the stored token is still valid and served", extra={"item": self.key}
+            )
+            return str(still_valid[self.value_field]), float(still_valid["expires_at"])
 
     def _memo_key(self) -> tuple[str, str, str]:
         return (self.store.table_name, self.store.component_appid, self.key)
@@ -299,13 +316,22 @@ class AuthorizerToken(LeasedToken):
         except WeChatRefreshTokenInvalid:
             self._check_lease(owner)
             recovered = self._recover_refresh_token(component)
-            if recovered is None or recovered == refresh_token:
+            if recovered is None:  # WeChat no longer lists the authorization
                 self._mark_needs_reauthorization(owner)
                 raise
-            logger.warning(
-                "refresh token recovered from api_get_authorizer_info", extra={"appid": self.authorizer_appid}
-            )
-            metrics.add_metric("RefreshTokenRecovered", MetricUnit.Count, 1)
+            if recovered != refresh_token:
+                logger.warning(
+                    "refresh token recovered from api_get_authorizer_info",
+                    extra={"appid": self.authorizer_appid},
+                )
+                metrics.add_metric("RefreshTokenRecovered", MetricUnit.Count, 1)
+            else:
+                # WeChat still lists the authorization with this very refresh token: a refusal it
+                # contradicts is tried once more before the account is given up.
+                logger.warning(
+                    "61023 for the refresh token WeChat lists as current; trying once more",
+                    extra={"appid": self.authorizer_appid},
+                )
             refresh_token = recovered
             try:
                 data = api.api_authorizer_token(self.authorizer_appid, refresh_token, component)
@@ -402,19 +428,6 @@ class JsapiTicket(LeasedToken):
         if not _is_valid(item, clock.now(), self.value_field):
             require_active_official_account(self.store, self.authorizer_appid)
         return item
-
-    def current(self) -> tuple[str, float]:
-        """As for every leased token; but when a due ticket cannot be refreshed (WeChat failing,
-        or the account must authorize again) the ticket still valid is served: WeChat honours it
-        until it expires, and pages keep working meanwhile. A revoked account's is gone already."""
-        try:
-            return super().current()
-        except ServiceError:
-            item = self.store.tokens.read(self.key) or {}
-            if not _is_valid(item, clock.now(), self.value_field):
-                raise
-            metrics.add_metric("JsapiTicketServedUnrefreshed", MetricUnit.Count, 1)
-            return str(item[self.value_field]), float(item["expires_at"])
 
     def fetch(self, item: dict[str, Any]) -> Fetched:
         token = AuthorizerToken(self.authorizer_appid, self.store)
