@@ -21,11 +21,13 @@ one message per account and step:
   index, and the scheduled run queues a ``check`` that asks ``wxa/get_latest_auditstatus``.
 
 Every step takes the account with a claim (``store.releases``): a duplicate message or a repeated
-event never repeats a WeChat call that took effect. WeChat's rate limits (45009, 45011, -1) put the
-message back with a delay instead of failing it; WeChat's other refusals fail the account with
-the errcode and what it means (61007: the account did not grant code management); anything else
-(WeChat unreachable, DynamoDB) fails the message, which SQS delivers again and finally moves to
-the dead-letter queue.
+event never repeats a WeChat call that took effect (a commit whose answer was lost is made again,
+harmlessly; a lost submission or release is recognised from 85009 or 85052). WeChat's rate
+limits (45009, 45011, -1) put the message back with a delay instead of failing it; WeChat's other
+refusals of an account fail that account with the errcode and what it means (61007: the account
+did not grant code management); anything else (WeChat unreachable, 61004 refusing the platform
+itself, DynamoDB) fails the message, which SQS delivers again and finally moves to the
+dead-letter queue.
 """
 
 from __future__ import annotations
