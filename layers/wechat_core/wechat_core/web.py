@@ -37,7 +37,10 @@ def raw_body(event: BaseProxyEvent, limit: int = MAX_BODY_BYTES) -> bytes:
         except (binascii.Error, ValueError):
             raise BadRequest("body is not valid base64") from None
     else:
-        data = body.encode("utf-8", "surrogateescape")
+        try:
+            data = body.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate no UTF-8 body can hold
+            raise BadRequest("body is not valid UTF-8") from None
     if len(data) > limit:
         raise PayloadTooLarge(f"body over {limit} bytes")
     return data

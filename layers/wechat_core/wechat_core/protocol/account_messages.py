@@ -151,7 +151,9 @@ _AUDIT_TIME = {"success": "SuccTime", "fail": "FailTime", "delay": "DelayTime"}
 
 
 def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    """A unix time WeChat writes in ASCII digits; anything else is None. (``str.isdigit`` alone
+    lets through "²", "①" and digit strings past ``int``'s 4300-digit limit: ValueError.)"""
+    return int(value) if value and len(value) <= 19 and value.isascii() and value.isdigit() else None
 
 
 def parse_account_message(plaintext: bytes | str) -> AccountMessage:

@@ -19,6 +19,9 @@ from wechat_core.protocol.crypto import MessageCrypto
 
 MAX_BODY_BYTES = 64 * 1024
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+# WeChat's integers (times, statuses): 64-bit, ASCII digits. ``int`` alone also takes "1_000",
+# "+1", other scripts' digits, and numbers no store holds (DynamoDB refuses over 38 digits).
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 class _Refused(Exception):
@@ -141,10 +144,9 @@ def _integer(fields: dict[str, Any], name: str, *, required: bool = True) -> int
     value = _text(fields, name, required=required)
     if value is None or (not required and value == ""):
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise XmlError(f"<{name}> is not an integer") from None
+    if not _INTEGER.fullmatch(value) or not -(2**63) <= (number := int(value)) < 2**63:
+        raise XmlError(f"<{name}> is not an integer")
+    return number
 
 
 def required_integer(fields: dict[str, Any], name: str) -> int:

@@ -1,0 +1,1 @@
+"""Fuzzing the wire protocol: the atheris target (``harness``), its runner and its seed corpus."""
