@@ -83,6 +83,8 @@ from devtools.resources import (
     aws_environment,
     create_release_queues,
     create_resources,
+    stop_process,
+    wait_until_serving,
 )
 
 WORKER = "functions/release_worker"
@@ -234,22 +236,11 @@ class SqsServer:
         self.process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait(self) -> SqsServer:
-        deadline = time.monotonic() + 60
-        while True:  # start-up poll, bounded: ready when it answers
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{self.url}/moto-api/", timeout=1).ok:
-                    return self
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("moto's SQS server did not start")
-            time.sleep(0.1)
+        wait_until_serving(self.process, self.url, "moto's SQS server")
+        return self
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
 
 
 # --- one worker: a Lambda instance of ReleaseWorkerFunction behind its SQS poller ---------------

@@ -164,24 +164,34 @@ class MotoServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while True:  # start-up poll, bounded: the server process is ready when it answers
-            try:
-                if requests.get(f"{self.url}/moto-api/", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("moto server did not start")
-            time.sleep(0.1)
+        wait_until_serving(self.process, self.url, "moto server")
 
     def stop(self) -> None:
-        self.process.terminate()
+        stop_process(self.process)
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], url: str, what: str) -> None:
+    """Until a moto server process answers at ``url`` (a bounded start-up poll); stopped and an
+    error if it exits or does not answer within a minute."""
+    deadline = time.monotonic() + 60
+    while True:
         try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+            if requests.get(f"{url}/moto-api/", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.1)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def aws_environment(endpoint: str) -> dict[str, str]:

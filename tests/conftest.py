@@ -36,9 +36,9 @@ from devtools.resources import (  # noqa: E402
     Resources,
     apply_environment,
     aws_environment,
-    create_resources,
     restore_environment,
 )
+from tests.support.deployment import deploy  # noqa: E402
 from tests.support.gateway import Gateway  # noqa: E402
 from tests.support.iam import RECORDER, CallRecorder  # noqa: E402
 
@@ -84,30 +84,7 @@ def simulator(platform: Platform) -> Iterator[Simulator]:
 @pytest.fixture
 def service(moto_server: MotoServer, platform: Platform, simulator: Simulator) -> Iterator[Resources]:
     """A deployed service: table and secret on moto, configured for the simulator's platform."""
-    resources = create_resources(
-        {
-            "appsecret": platform.appsecret,
-            "token": platform.token,
-            "encoding_aes_key": platform.encoding_aes_key,
-        },
-        platform.appid,
-    )
-    previous = apply_environment(
-        {
-            "TABLE_NAME": resources.table_name,
-            "COMPONENT_APPID": platform.appid,
-            "COMPONENT_SECRET_ID": resources.secret_name,
-            "EVENT_BUS_NAME": resources.bus_name,
-            "RELEASE_QUEUE_URL": resources.release_queue_url,
-            "WECHAT_API_BASE": simulator.url,
-            "WECHAT_MP_BASE": simulator.url,
-            "WECHAT_OPEN_BASE": simulator.url,
-            # Fast, bounded retries in tests; the production defaults are 0.2 s and 5 s.
-            "WECHAT_BACKOFF_SECONDS": "0.01",
-            "WECHAT_READ_TIMEOUT_SECONDS": "1",
-            "WECHAT_API_FALLBACK_BASE": "",
-        }
-    )
+    resources, previous = deploy(platform, simulator.url)
     reset_service_caches()
     yield resources
     restore_environment(previous)

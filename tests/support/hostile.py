@@ -41,11 +41,10 @@ from devtools.resources import (
     REGION,
     MotoServer,
     Resources,
-    apply_environment,
-    create_resources,
     receive_all,
     restore_environment,
 )
+from tests.support.deployment import deploy
 from tests.support.flows import authorize, give_ticket
 from tests.support.gateway import Gateway
 
@@ -281,31 +280,7 @@ def world(moto_server: MotoServer) -> Iterator[World]:
     del moto_server  # its environment is applied for the session
     platform = Platform.generate()
     sim = Simulator(platform).start()
-    resources = create_resources(
-        {
-            "appsecret": platform.appsecret,
-            "token": platform.token,
-            "encoding_aes_key": platform.encoding_aes_key,
-        },
-        platform.appid,
-    )
-    previous = apply_environment(
-        {
-            "TABLE_NAME": resources.table_name,
-            "COMPONENT_APPID": platform.appid,
-            "COMPONENT_SECRET_ID": resources.secret_name,
-            "EVENT_BUS_NAME": resources.bus_name,
-            "RELEASE_QUEUE_URL": resources.release_queue_url,
-            "WECHAT_API_BASE": sim.url,
-            "WECHAT_MP_BASE": sim.url,
-            "WECHAT_OPEN_BASE": sim.url,
-            "WECHAT_BACKOFF_SECONDS": "0.01",
-            "WECHAT_READ_TIMEOUT_SECONDS": "1",
-            "WECHAT_API_FALLBACK_BASE": "",
-            "H5_ALLOW_LIST": ALLOW_LIST,
-            "ALLOWED_ORIGINS": ORIGIN,
-        }
-    )
+    resources, previous = deploy(platform, sim.url, H5_ALLOW_LIST=ALLOW_LIST, ALLOWED_ORIGINS=ORIGIN)
     # The Mini Program function reads its CORS origins when it is imported: a fresh import here,
     # and the module as it was afterwards (as test_miniprogram_login's cors_gateway does).
     module_name = "fn_" + JSCODE2SESSION.replace("/", "_")
