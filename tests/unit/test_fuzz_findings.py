@@ -25,7 +25,7 @@ BASE = {"ToUserName": "gh_3c884a361561", "FromUserName": "o", "CreateTime": 1763
 
 
 @pytest.mark.parametrize("event", ["weapp_audit_success", "weapp_audit_fail", "weapp_audit_delay"])
-@pytest.mark.parametrize("time", ["²", "1①", "9" * 4301, "9" * 20, "-1", "1.5", " "])
+@pytest.mark.parametrize("time", ["²", "1①", "9" * 4301, "9" * 20, "9" * 19, str(2**63), "-1", "1.5", " "])
 def test_an_audit_time_that_is_not_plain_digits_is_none(event: str, time: str) -> None:
     field = am._AUDIT_TIME[am.AUDIT_EVENTS[event]]
     message = am.parse_account_message(build_xml(BASE | {"Event": event, field: time}))

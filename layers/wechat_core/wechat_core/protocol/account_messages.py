@@ -153,7 +153,10 @@ _AUDIT_TIME = {"success": "SuccTime", "fail": "FailTime", "delay": "DelayTime"}
 def _int_or_none(value: str | None) -> int | None:
     """A unix time WeChat writes in ASCII digits; anything else is None. (``str.isdigit`` alone
     lets through "²", "①" and digit strings past ``int``'s 4300-digit limit: ValueError.)"""
-    return int(value) if value and len(value) <= 19 and value.isascii() and value.isdigit() else None
+    if not value or len(value) > 19 or not value.isascii() or not value.isdigit():
+        return None
+    number = int(value)
+    return number if number < 2**63 else None  # a 64-bit time, as WeChat writes them
 
 
 def parse_account_message(plaintext: bytes | str) -> AccountMessage:
