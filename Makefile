@@ -18,7 +18,7 @@ help:
 	@echo "make local      run the whole stack locally (moto, WeChat simulator, sam local start-api)"
 	@echo "make events     regenerate events/ for sam local invoke"
 	@echo "make bench      benchmarks under bench/ (pushes vs a wechatpy handler, cold start, refresher)"
-	@echo "make fuzz       fuzz the push parsing and crypto for FUZZ_SECONDS (600; make test runs 30)"
+	@echo "make fuzz       fuzz the push parsing and crypto for FUZZ_SECONDS (600; random seeds)"
 
 # checkov's pins conflict with ours (requirements-checkov.txt says which): it gets a venv of its own.
 $(BIN)/.installed: requirements-dev.txt requirements-checkov.txt layers/wechat_core/requirements.txt
@@ -60,7 +60,7 @@ integration: venv
 
 # The atheris target over envelope parsing, signatures, decryption and the typed parsers
 # (tests/fuzz/), from the committed seeds. New inputs and findings go to tests/fuzz/work/ (not in
-# git; kept between runs). `make test` runs it for 30 s (tests/unit/test_fuzz_protocol.py).
+# git; kept between runs). `make test` runs 100,000 inputs from a fixed seed (tests/unit/test_fuzz_protocol.py).
 .PHONY: fuzz
 FUZZ_SECONDS ?= 600
 fuzz: venv
