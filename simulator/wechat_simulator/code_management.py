@@ -177,17 +177,7 @@ def _to_template(state: SimState, draft: Draft, template_type: int) -> Template 
     """Add ``draft`` to the library; None when the library is full (call under the lock)."""
     if len(state.templates) >= TEMPLATE_LIBRARY_LIMIT:
         return None
-    template = Template(
-        template_id=state.next_code_id(),
-        draft_id=draft.draft_id,
-        template_type=template_type,
-        user_version=draft.user_version,
-        user_desc=draft.user_desc,
-        create_time=int(state.now()),
-        source_miniprogram_appid=draft.source_miniprogram_appid,
-        source_miniprogram=draft.source_miniprogram,
-        developer=draft.developer,
-    )
+    template = Template(state.next_code_id(), template_type, int(state.now()), draft)
     state.templates[template.template_id] = template
     return template
 

@@ -493,30 +493,21 @@ class Draft:
 
 @dataclass
 class Template:
-    """A draft added to the component's template library (``addtotemplate``)."""
+    """A draft added to the component's template library (``addtotemplate``): the draft's
+    version, description and source, with an id, a type and a time of its own."""
 
     template_id: int
-    draft_id: int
     template_type: int  # 0 ordinary, 1 standard
-    user_version: str
-    user_desc: str
     create_time: int
-    source_miniprogram_appid: str
-    source_miniprogram: str
-    developer: str
+    draft: Draft
 
     def describe(self) -> dict[str, Any]:
         """As ``gettemplatelist`` lists it."""
         return {
+            **self.draft.describe(),
             "create_time": self.create_time,
-            "user_version": self.user_version,
-            "user_desc": self.user_desc,
             "template_id": self.template_id,
-            "draft_id": self.draft_id,
             "template_type": self.template_type,
-            "source_miniprogram_appid": self.source_miniprogram_appid,
-            "source_miniprogram": self.source_miniprogram,
-            "developer": self.developer,
         }
 
 
