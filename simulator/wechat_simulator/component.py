@@ -7,7 +7,7 @@ from typing import Any
 
 from wechat_simulator import pusher
 from wechat_simulator.protocol import ApiRoute, SimError, error
-from wechat_simulator.records import TOKEN_LIFETIME
+from wechat_simulator.records import TOKEN_LIFETIME, Account
 from wechat_simulator.state import SimState
 
 
@@ -85,3 +85,26 @@ APIS = (
     ApiRoute("/cgi-bin/component/api_component_token", "POST", api_component_token),
     ApiRoute("/cgi-bin/component/api_start_push_ticket", "POST", api_start_push_ticket),
 )
+
+
+def code_exchange_account(
+    state: SimState, query: dict[str, str], *, mini_program: bool
+) -> tuple[Account | None, dict[str, Any] | None]:
+    """What WeChat checks before it looks at a user's code exchanged with the component token
+    (``jscode2session``, ``sns/oauth2/component/access_token``): the token and component_appid,
+    ``grant_type``, the appid, an account of the right kind (40013 otherwise), authorized to this
+    component (61003). ``(account, None)`` or ``(None, the error)``; call under ``state.lock``."""
+    refused = component_call_error(state, query, query.get("component_appid"))
+    if refused:
+        return None, refused
+    if query.get("grant_type") != "authorization_code":
+        return None, error(40002)
+    appid = query.get("appid")
+    if not appid:
+        return None, error(41002)
+    account = state.accounts.get(appid)
+    if account is None or account.is_mini_program != mini_program:
+        return None, error(40013)
+    if not account.authorized:
+        return None, error(61003)
+    return account, None

@@ -30,7 +30,7 @@ from Crypto.Util.Padding import pad
 
 from wechat_simulator import users
 from wechat_simulator.accounts import get_account
-from wechat_simulator.component import component_call_error
+from wechat_simulator.component import code_exchange_account
 from wechat_simulator.protocol import ApiRoute, SimError, error
 from wechat_simulator.records import JS_CODE_LIFETIME, Account, JsCode, Session, random_text
 from wechat_simulator.state import SimState
@@ -155,19 +155,11 @@ def _over_limit(account: Account, now: float) -> bool:
 
 def jscode2session(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
     with state.lock:
-        refused = component_call_error(state, query, query.get("component_appid"))
-        if refused:
+        account, refused = code_exchange_account(state, query, mini_program=True)
+        if account is None:
+            assert refused is not None
             return refused
-        if query.get("grant_type") != "authorization_code":
-            return error(40002)
-        appid = query.get("appid")
-        if not appid:
-            return error(41002)
-        account = state.accounts.get(appid)
-        if account is None or not account.is_mini_program:
-            return error(40013)
-        if not account.authorized:
-            return error(61003)
+        appid = account.appid
         now = state.now()
         if _over_limit(account, now):
             return error(45011)

@@ -48,7 +48,7 @@ import requests
 
 from wechat_simulator import users
 from wechat_simulator.authorization import with_query
-from wechat_simulator.component import component_call_error
+from wechat_simulator.component import code_exchange_account
 from wechat_simulator.protocol import ApiRoute, SimError, error
 from wechat_simulator.records import (
     OAUTH_CODE_LIFETIME,
@@ -204,19 +204,11 @@ def oauth_tokens(state: SimState) -> list[str]:
 
 def api_oauth_access_token(state: SimState, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
     with state.lock:
-        refused = component_call_error(state, query, query.get("component_appid"))
-        if refused:
+        account, refused = code_exchange_account(state, query, mini_program=False)
+        if account is None:
+            assert refused is not None
             return refused
-        if query.get("grant_type") != "authorization_code":
-            return error(40002)
-        appid = query.get("appid")
-        if not appid:
-            return error(41002)
-        account = state.accounts.get(appid)
-        if account is None or account.is_mini_program:
-            return error(40013)
-        if not account.authorized:
-            return error(61003)
+        appid = account.appid
         if not query.get("code"):
             return error(41008)
         now = state.now()
