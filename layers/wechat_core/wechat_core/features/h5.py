@@ -35,7 +35,7 @@ from wechat_core.errors import (
 )
 from wechat_core.features.tokens import ComponentToken, JsapiTicket, require_active_official_account
 from wechat_core.protocol import jssdk
-from wechat_core.protocol.ids import is_appid
+from wechat_core.protocol.ids import require_appid
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -73,12 +73,6 @@ class TicketRedeemed(Conflict):
     reason = "ticket already redeemed"
 
 
-def _appid(appid: str) -> str:
-    if not is_appid(appid):
-        raise BadRequest("appid must be wx + 16 characters")
-    return appid
-
-
 def _allowed(name: str, url: Any) -> str:
     if not isinstance(url, str):
         raise BadRequest(f"missing {name}")
@@ -101,7 +95,7 @@ def page_with(page: str, parameters: dict[str, str]) -> str:
 
 def authorize_url(appid: str, scope: Any, redirect_uri: Any, client_state: Any, callback_url: str) -> str:
     """WeChat's consent URL for this account, with a new state of ours remembering the page."""
-    _appid(appid)
+    require_appid(appid)
     if scope not in SCOPES:
         raise BadRequest("scope must be snsapi_base or snsapi_userinfo")
     page = _allowed("redirect_uri", redirect_uri)
@@ -142,7 +136,7 @@ def callback(appid: str, code: str | None, state: str | None, wechat_appid: str 
     """Where the browser goes back to: the page with a one-time ticket (or an ``error``) and the
     page's state. Refused (4xx) without any WeChat call unless the state is ours, unused and this
     account's."""
-    _appid(appid)
+    require_appid(appid)
     if wechat_appid is not None and wechat_appid != appid:
         raise BadRequest("appid does not match the account in the path")
     if not isinstance(state, str) or not _STATE.fullmatch(state):
@@ -226,7 +220,7 @@ def redeem(body: dict[str, Any]) -> dict[str, Any]:
 
 def jssdk_config(appid: str, url: Any) -> dict[str, Any]:
     """What ``wx.config`` needs for this page: ``{appId, timestamp, nonceStr, signature}``."""
-    _appid(appid)
+    require_appid(appid)
     page = _allowed("url", url)
     ticket = JsapiTicket(appid).get()
     timestamp = int(clock.now())

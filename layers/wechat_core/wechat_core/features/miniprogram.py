@@ -22,7 +22,7 @@ from wechat_core import clock, runtime
 from wechat_core.errors import BadRequest, Forbidden, NotFound, Unauthorized, WeChatError
 from wechat_core.features.tokens import ComponentToken
 from wechat_core.protocol.crypto import decrypt_user_data as decrypt_with_session_key
-from wechat_core.protocol.ids import is_appid
+from wechat_core.protocol.ids import require_appid
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -48,8 +48,7 @@ class NotAMiniProgram(BadRequest):
 
 def check_authorized_mini_program(appid: str) -> None:
     """Only authorized, non-revoked accounts log in; the check costs one read and no WeChat call."""
-    if not is_appid(appid):
-        raise BadRequest("appid must be wx + 16 characters")
+    require_appid(appid)
     item = runtime.store().authorizers.get(appid, consistent=False)
     if item is None:
         raise NotFound("this Mini Program has not authorized the platform")
@@ -131,8 +130,7 @@ def _check_session_authorized(appid: str, created_at: float) -> None:
 
 def decrypt_user_data(appid: str, session_token: str, encrypted_data: Any, iv: Any) -> dict[str, Any]:
     """Decrypt ``encryptedData`` for a session of this Mini Program; the watermark must match."""
-    if not is_appid(appid):
-        raise BadRequest("appid must be wx + 16 characters")
+    require_appid(appid)
     if not SESSION_TOKEN.fullmatch(session_token or ""):
         raise SessionNotFound
     session = runtime.store().transient.session(session_token, clock.now())

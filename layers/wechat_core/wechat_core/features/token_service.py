@@ -8,7 +8,7 @@ from wechat_core import clock, runtime
 from wechat_core.errors import BadRequest
 from wechat_core.features import onboarding
 from wechat_core.features.tokens import AuthorizerToken, ComponentToken, JsapiTicket, LeasedToken
-from wechat_core.protocol.ids import is_appid
+from wechat_core.protocol.ids import is_appid, require_appid
 
 PUBLIC_FIELDS = (
     "authorizer_appid",
@@ -25,16 +25,14 @@ PUBLIC_FIELDS = (
 
 
 def authorizer_access_token(authorizer_appid: str) -> dict[str, Any]:
-    if not is_appid(authorizer_appid):
-        raise BadRequest("appid must be wx + 16 characters")
+    require_appid(authorizer_appid)
     value, expiry = _current(AuthorizerToken(authorizer_appid))
     return {"authorizer_appid": authorizer_appid, "authorizer_access_token": value, **expiry}
 
 
 def jsapi_ticket(authorizer_appid: str) -> dict[str, Any]:
     """An Official Account's JS-SDK ticket, for business systems that sign ``wx.config`` themselves."""
-    if not is_appid(authorizer_appid):
-        raise BadRequest("appid must be wx + 16 characters")
+    require_appid(authorizer_appid)
     value, expiry = _current(JsapiTicket(authorizer_appid))
     return {"authorizer_appid": authorizer_appid, "jsapi_ticket": value, **expiry}
 
