@@ -42,14 +42,13 @@ os.environ.update(
 )
 
 import requests
-from boto3.dynamodb.types import TypeSerializer
 from wechat_core import clock, runtime
 from wechat_core.features import refresher
 from wechat_core.features.tokens import REFRESH_BEFORE_SECONDS
-from wechat_core.store.keys import authorizer_sk, component_pk, due_pk
+from wechat_core.store.keys import authorizer_sk
 from wechat_simulator import Platform, Simulator
-from wechat_simulator import accounts as sim_accounts
 
+from bench.seeding import authorization_item, authorized_account, put_all
 from devtools import template
 from devtools.resources import (
     MotoServer,
@@ -223,45 +222,30 @@ def seed(sim: Simulator, resources: Resources, component_appid: str, due: int, n
     the meter sees only the refresher). Due tokens expire over the next 1 to 15 minutes (due
     now); the others in 1 to 2 hours, beyond any horizon the benchmark's runs reach.
     """
-    client = resources.dynamodb
-    serialize = TypeSerializer().serialize
     now = clock.now()
     seeded = Seeded([], [])
-    requests_: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
     for index in range(due + not_due):
         is_due = index < due
-        account = sim_accounts.add_account(sim.state, "official_account")
-        with sim.state.lock:
-            sim_now = sim.state.now()
-            account.authorize(sim_now, None)
-            refresh_token = account.issue_refresh_token(sim_now, 0).value
-            access_token = account.issue_access_token(sim_now).value
+        account, refresh_token, access_token = authorized_account(sim, "official_account")
         if is_due:
             expires_at = int(now + 60 + (REFRESH_BEFORE_SECONDS - 60) * index / max(due, 1))
             seeded.due.append(account.appid)
         else:
             expires_at = int(now + 3600 + 3600 * (index - due) / max(not_due, 1))
             seeded.not_due.append(account.appid)
-        item = {
-            "pk": component_pk(component_appid),
-            "sk": authorizer_sk(account.appid),
-            "authorizer_appid": account.appid,
-            "status": "active",
-            "refresh_token": refresh_token,
-            "access_token": access_token,
-            "expires_at": expires_at,
-            "refreshed_at": expires_at - 7200,
-            "authorized_at": expires_at - 7200,
-            "func_info": list(account.func_info),
-            "due_pk": due_pk(component_appid),
-            "due_at": expires_at - REFRESH_BEFORE_SECONDS,
-            "version": 1,
-        }
-        requests_.append({"PutRequest": {"Item": {k: serialize(v) for k, v in item.items()}}})
-    for start in range(0, len(requests_), 25):
-        pending: dict[str, Any] = {resources.table_name: requests_[start : start + 25]}
-        while pending:
-            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        items.append(
+            authorization_item(
+                component_appid,
+                account,
+                refresh_token,
+                access_token,
+                expires_at,
+                refreshed_at=expires_at - 7200,
+                authorized_at=expires_at - 7200,
+            )
+        )
+    put_all(resources, items)
     return seeded
 
 

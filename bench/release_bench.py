@@ -59,18 +59,16 @@ os.environ.update(
 
 import boto3
 import requests
-from boto3.dynamodb.types import TypeSerializer
 from botocore.httpsession import URLLib3Session
 from moto.core.utils import unix_time as moto_unix_time
 from wechat_core import clock, runtime
 from wechat_core.features import releases
-from wechat_core.features.tokens import REFRESH_BEFORE_SECONDS
-from wechat_core.store.keys import RELEASE_ACCOUNT_PREFIX, authorizer_sk, component_pk, due_pk, release_pk
+from wechat_core.store.keys import RELEASE_ACCOUNT_PREFIX, release_pk
 from wechat_simulator import Platform, Simulator
-from wechat_simulator import accounts as sim_accounts
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from bench.seeding import authorization_item, authorized_account, put_all
 from devtools import moto_launcher, template
 from devtools.events import LambdaContext, rest_event
 from devtools.ports import free_port
@@ -454,54 +452,29 @@ def authorize(sim: Simulator, resources: Resources, component_appid: str, kind: 
     them (the item ``authorizers.activate`` writes, with the description ``refresh_info`` keeps:
     the fan-out picks Mini Programs by its ``kind``). Written straight, with BatchWriteItem and a
     client no meter counts, as bench/refresher_bench.py seeds; tokens valid for two hours."""
-    serialize = TypeSerializer().serialize
     now = int(clock.now())
-    expires_at = now + 7200
     appids: list[str] = []
-    puts: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
     for _ in range(count):
-        account = sim_accounts.add_account(sim.state, kind)
-        with sim.state.lock:
-            sim_now = sim.state.now()
-            account.authorize(sim_now, None)
-            refresh_token = account.issue_refresh_token(sim_now, 0).value
-            access_token = account.issue_access_token(sim_now).value
-        item = {
-            "pk": component_pk(component_appid),
-            "sk": authorizer_sk(account.appid),
-            "authorizer_appid": account.appid,
-            "status": "active",
-            "refresh_token": refresh_token,
-            "access_token": access_token,
-            "expires_at": expires_at,
-            "refreshed_at": now,
-            "authorized_at": now,
-            "activated_at": now,
-            "func_info": list(account.func_info),
-            "due_pk": due_pk(component_appid),
-            "due_at": expires_at - REFRESH_BEFORE_SECONDS,
-            "version": 1,
-            "info": {
-                "kind": kind,
-                "nick_name": account.nick_name,
-                "user_name": account.user_name,
-                "principal_name": account.principal_name,
-                "head_img": account.head_img,
-                "service_type": account.service_type,
-                "verify_type": account.verify_type,
-                "verified": account.verify_type != -1,
-                "account_status": account.account_status,
-                "alias": account.alias,
-            },
-            "info_at": now,
+        account, refresh_token, access_token = authorized_account(sim, kind)
+        info = {
+            "kind": kind,
+            "nick_name": account.nick_name,
+            "user_name": account.user_name,
+            "principal_name": account.principal_name,
+            "head_img": account.head_img,
+            "service_type": account.service_type,
+            "verify_type": account.verify_type,
+            "verified": account.verify_type != -1,
+            "account_status": account.account_status,
+            "alias": account.alias,
         }
-        puts.append({"PutRequest": {"Item": {k: serialize(v) for k, v in item.items()}}})
+        more = {"refreshed_at": now, "authorized_at": now, "activated_at": now, "info": info, "info_at": now}
+        items.append(
+            authorization_item(component_appid, account, refresh_token, access_token, now + 7200, **more)
+        )
         appids.append(account.appid)
-    client = resources.dynamodb
-    for start in range(0, len(puts), 25):
-        pending: dict[str, Any] = {resources.table_name: puts[start : start + 25]}
-        while pending:
-            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+    put_all(resources, items)
     return appids
 
 
